@@ -1,0 +1,2 @@
+//! codec benches
+fn main() {}

@@ -1,0 +1,2 @@
+//! membrane CLI
+fn main() {}

@@ -1,0 +1,198 @@
+//! Decoding envelopes into borrowed views.
+
+use alloc::vec::Vec;
+use membrane_types::{ErrorCode, Flags, HEADER_LEN, Header};
+use serde::Deserialize;
+
+use crate::checksum::{Checksum, envelope_checksum};
+use crate::config::CodecConfig;
+use crate::encode::SIZE_PREFIX_LEN;
+use crate::error::DecodeError;
+
+/// A checked envelope borrowing the bytes it was decoded from.
+///
+/// Obtained from [`Codec::decode`](crate::Codec::decode), which has verified the header,
+/// the length and the checksum. For an uncompressed payload, [`Envelope::payload`] hands
+/// back the carried bytes without copying; a compressed one is decompressed into a
+/// buffer the caller provides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    header: Header,
+    carried: &'a [u8],
+    uncompressed_len: usize,
+}
+
+pub(crate) fn decode_with<'a, C: Checksum + ?Sized>(
+    c: &C,
+    config: &CodecConfig,
+    bytes: &'a [u8],
+) -> Result<Envelope<'a>, DecodeError> {
+    let header = Header::from_bytes(bytes)?;
+    let carried = &bytes[HEADER_LEN..];
+    if carried.len() != header.payload_len as usize {
+        return Err(DecodeError::LengthMismatch {
+            declared: header.payload_len,
+            available: carried.len(),
+        });
+    }
+    let computed = envelope_checksum(c, &header, carried);
+    if computed != header.checksum {
+        return Err(DecodeError::ChecksumMismatch {
+            carried: header.checksum,
+            computed,
+        });
+    }
+    if header.flags.contains(Flags::ENCRYPTED) {
+        return Err(DecodeError::Encrypted);
+    }
+    let uncompressed_len = if header.flags.contains(Flags::COMPRESSED) {
+        let Some(prefix) = carried.first_chunk::<SIZE_PREFIX_LEN>() else {
+            return Err(DecodeError::BadCompressedBlock);
+        };
+        let declared = u32::from_le_bytes(*prefix) as usize;
+        if declared > config.max_decompressed_len {
+            return Err(DecodeError::DecompressedTooLarge {
+                declared,
+                max: config.max_decompressed_len,
+            });
+        }
+        declared
+    } else {
+        carried.len()
+    };
+    Ok(Envelope {
+        header,
+        carried,
+        uncompressed_len,
+    })
+}
+
+impl<'a> Envelope<'a> {
+    /// The header.
+    #[inline]
+    pub const fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The flags.
+    #[inline]
+    pub const fn flags(&self) -> Flags {
+        self.header.flags
+    }
+
+    /// Whether this is an error envelope.
+    #[inline]
+    pub const fn is_error(&self) -> bool {
+        self.header.flags.contains(Flags::ERROR)
+    }
+
+    /// Whether the payload is compressed.
+    #[inline]
+    pub const fn is_compressed(&self) -> bool {
+        self.header.flags.contains(Flags::COMPRESSED)
+    }
+
+    /// The payload bytes as carried (compressed or not).
+    #[inline]
+    pub const fn carried(&self) -> &'a [u8] {
+        self.carried
+    }
+
+    /// The payload's length once decompressed (already checked against the configured
+    /// maximum).
+    #[inline]
+    pub const fn payload_len(&self) -> usize {
+        self.uncompressed_len
+    }
+
+    /// The carried payload if it is not compressed: zero-copy access for the common case.
+    #[inline]
+    pub const fn uncompressed_payload(&self) -> Option<&'a [u8]> {
+        if self.is_compressed() {
+            None
+        } else {
+            Some(self.carried)
+        }
+    }
+
+    /// The payload: the carried bytes when uncompressed, else decompressed into
+    /// `scratch` (cleared first) and borrowed from there.
+    pub fn payload<'s>(&self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], DecodeError>
+    where
+        'a: 's,
+    {
+        if !self.is_compressed() {
+            return Ok(self.carried);
+        }
+        scratch.clear();
+        scratch.resize(self.uncompressed_len, 0);
+        self.decompress_into(scratch)?;
+        Ok(scratch)
+    }
+
+    /// Writes the payload, decompressed if needed, into the start of `out` and returns
+    /// its length ([`Envelope::payload_len`]).
+    pub fn decompress_into(&self, out: &mut [u8]) -> Result<usize, DecodeError> {
+        let n = self.uncompressed_len;
+        if out.len() < n {
+            return Err(DecodeError::BufferTooSmall {
+                needed: n,
+                available: out.len(),
+            });
+        }
+        if !self.is_compressed() {
+            out[..n].copy_from_slice(self.carried);
+            return Ok(n);
+        }
+        let block = &self.carried[SIZE_PREFIX_LEN..];
+        match lz4_flex::block::decompress_into(block, &mut out[..n]) {
+            Ok(written) if written == n => Ok(n),
+            _ => Err(DecodeError::BadCompressedBlock),
+        }
+    }
+
+    /// Deserializes the payload (decompressing into `scratch` if needed) as a `T`,
+    /// which may borrow from the payload.
+    pub fn value<'s, T: Deserialize<'s>>(&self, scratch: &'s mut Vec<u8>) -> Result<T, DecodeError>
+    where
+        'a: 's,
+    {
+        crate::typed::from_payload(self.payload(scratch)?)
+    }
+
+    /// The code and message of an error envelope, or `None` if the `ERROR` flag is not set.
+    /// A compressed error payload is decompressed into `scratch`.
+    pub fn error<'s>(
+        &self,
+        scratch: &'s mut Vec<u8>,
+    ) -> Option<Result<ErrorPayload<'s>, DecodeError>>
+    where
+        'a: 's,
+    {
+        if !self.is_error() {
+            return None;
+        }
+        Some(self.payload(scratch).and_then(parse_error_payload))
+    }
+}
+
+/// The contents of an error envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorPayload<'a> {
+    /// The error code.
+    pub code: ErrorCode,
+    /// The UTF-8 message.
+    pub message: &'a str,
+}
+
+/// Parses an (uncompressed) error payload: a u32 LE code then a UTF-8 message.
+pub fn parse_error_payload(payload: &[u8]) -> Result<ErrorPayload<'_>, DecodeError> {
+    let Some((code, message)) = payload.split_first_chunk::<4>() else {
+        return Err(DecodeError::MalformedErrorPayload);
+    };
+    let message = core::str::from_utf8(message).map_err(|_| DecodeError::MalformedErrorPayload)?;
+    Ok(ErrorPayload {
+        code: ErrorCode(u32::from_le_bytes(*code)),
+        message,
+    })
+}

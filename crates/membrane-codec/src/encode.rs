@@ -1,0 +1,185 @@
+//! Encoding envelopes: into a caller's buffer or a new `Vec`.
+
+use alloc::vec::Vec;
+use membrane_types::{ErrorCode, Flags, HEADER_LEN, Header};
+use serde::Serialize;
+
+use crate::checksum::{Checksum, Crc32Fast, copy_and_checksum, envelope_checksum};
+use crate::config::CodecConfig;
+use crate::decode::{Envelope, decode_with};
+use crate::error::{DecodeError, EncodeError};
+
+/// Length of the size prefix of a compressed payload.
+pub(crate) const SIZE_PREFIX_LEN: usize = 4;
+
+/// The most bytes an envelope carrying `payload_len` payload bytes can take:
+/// `12 + payload_len`. Compression is kept only when it makes the payload smaller, so
+/// no envelope is ever longer than this.
+#[inline]
+pub const fn max_encoded_len(payload_len: usize) -> usize {
+    HEADER_LEN + payload_len
+}
+
+/// Length of the payload of an error envelope with this message: 4 + the message length.
+#[inline]
+pub const fn error_payload_len(message: &str) -> usize {
+    4 + message.len()
+}
+
+/// Encodes and decodes envelopes under one [`CodecConfig`], with a pluggable
+/// [`Checksum`] (default: `crc32fast`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Codec<C = Crc32Fast> {
+    config: CodecConfig,
+    checksum: C,
+}
+
+impl Codec<Crc32Fast> {
+    /// A codec using `crc32fast` for checksums.
+    #[inline]
+    pub const fn new(config: CodecConfig) -> Codec<Crc32Fast> {
+        Codec {
+            config,
+            checksum: Crc32Fast,
+        }
+    }
+}
+
+impl<C: Checksum> Codec<C> {
+    /// A codec computing checksums with `checksum`.
+    #[inline]
+    pub const fn with_checksum(config: CodecConfig, checksum: C) -> Codec<C> {
+        Codec { config, checksum }
+    }
+
+    /// The codec's settings.
+    #[inline]
+    pub const fn config(&self) -> &CodecConfig {
+        &self.config
+    }
+
+    /// The codec's checksum implementation.
+    #[inline]
+    pub const fn checksum(&self) -> &C {
+        &self.checksum
+    }
+
+    /// Encodes `payload` with `flags` into the start of `buf` and returns the envelope's
+    /// length. `buf` needs [`max_encoded_len`]`(payload.len())` bytes.
+    ///
+    /// `flags` may carry `EXPECTS_RESPONSE` and `ERROR`; `COMPRESSED` is set or cleared
+    /// by the codec according to its config, and `ENCRYPTED` is cleared.
+    /// Copying the payload and checksumming it happen in one pass over memory.
+    pub fn encode_into(
+        &self,
+        buf: &mut [u8],
+        payload: &[u8],
+        flags: Flags,
+    ) -> Result<usize, EncodeError> {
+        let n = payload.len();
+        let payload_len = u32::try_from(n).map_err(|_| EncodeError::PayloadTooLarge { len: n })?;
+        let needed = max_encoded_len(n);
+        if buf.len() < needed {
+            return Err(EncodeError::BufferTooSmall {
+                needed,
+                available: buf.len(),
+            });
+        }
+        let flags = flags.without(Flags::COMPRESSED).without(Flags::ENCRYPTED);
+        if let Some(len) = self.try_compress_into(buf, payload, flags) {
+            return Ok(len);
+        }
+        let mut header = Header::new(flags, payload_len, 0);
+        let (head, body) = buf.split_at_mut(HEADER_LEN);
+        let crc = self.checksum.update(0, &header.checked_prefix());
+        header.checksum = copy_and_checksum(&self.checksum, crc, &mut body[..n], payload);
+        head.copy_from_slice(&header.to_bytes());
+        Ok(needed)
+    }
+
+    /// Compresses into `buf` if the config asks for it and the result is smaller;
+    /// returns the envelope length, or `None` to store the payload as it is.
+    fn try_compress_into(&self, buf: &mut [u8], payload: &[u8], flags: Flags) -> Option<usize> {
+        let threshold = self.config.compress_threshold?;
+        let n = payload.len();
+        if n <= threshold || n <= SIZE_PREFIX_LEN {
+            return None;
+        }
+        let uncompressed = u32::try_from(n).ok()?;
+        // Offer the block only the room that would make the payload strictly smaller:
+        // lz4_flex refuses (OutputTooSmall) when it does not fit.
+        let room = n - SIZE_PREFIX_LEN - 1;
+        let body = &mut buf[HEADER_LEN..HEADER_LEN + n];
+        let block_len = lz4_flex::block::compress_into(
+            payload,
+            &mut body[SIZE_PREFIX_LEN..SIZE_PREFIX_LEN + room],
+        )
+        .ok()?;
+        body[..SIZE_PREFIX_LEN].copy_from_slice(&uncompressed.to_le_bytes());
+        let carried = SIZE_PREFIX_LEN + block_len;
+        let mut header = Header::new(flags.with(Flags::COMPRESSED), carried as u32, 0);
+        header.checksum = envelope_checksum(&self.checksum, &header, &body[..carried]);
+        buf[..HEADER_LEN].copy_from_slice(&header.to_bytes());
+        Some(HEADER_LEN + carried)
+    }
+
+    /// Encodes `payload` with `flags` into a new vector.
+    pub fn encode(&self, payload: &[u8], flags: Flags) -> Result<Vec<u8>, EncodeError> {
+        let mut buf = alloc::vec![0; max_encoded_len(payload.len())];
+        let len = self.encode_into(&mut buf, payload, flags)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Serializes `value` with postcard and encodes it into a new vector.
+    pub fn encode_value<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        flags: Flags,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let payload = crate::typed::to_payload(value)?;
+        self.encode(&payload, flags)
+    }
+
+    /// Encodes an error envelope (flag `ERROR`, never compressed) carrying `code` and
+    /// `message` into the start of `buf`; returns its length,
+    /// `12 + `[`error_payload_len`]`(message)`.
+    pub fn encode_error_into(
+        &self,
+        buf: &mut [u8],
+        code: ErrorCode,
+        message: &str,
+    ) -> Result<usize, EncodeError> {
+        let payload_len = error_payload_len(message);
+        let len32 = u32::try_from(payload_len)
+            .map_err(|_| EncodeError::PayloadTooLarge { len: payload_len })?;
+        let needed = max_encoded_len(payload_len);
+        if buf.len() < needed {
+            return Err(EncodeError::BufferTooSmall {
+                needed,
+                available: buf.len(),
+            });
+        }
+        let mut header = Header::new(Flags::ERROR, len32, 0);
+        let body = &mut buf[HEADER_LEN..needed];
+        body[..4].copy_from_slice(&code.0.to_le_bytes());
+        body[4..].copy_from_slice(message.as_bytes());
+        header.checksum = envelope_checksum(&self.checksum, &header, body);
+        buf[..HEADER_LEN].copy_from_slice(&header.to_bytes());
+        Ok(needed)
+    }
+
+    /// Encodes an error envelope into a new vector.
+    pub fn encode_error(&self, code: ErrorCode, message: &str) -> Result<Vec<u8>, EncodeError> {
+        let mut buf = alloc::vec![0; max_encoded_len(error_payload_len(message))];
+        self.encode_error_into(&mut buf, code, message)?;
+        Ok(buf)
+    }
+
+    /// Checks `bytes` as one whole envelope (header, length, checksum, flags) and returns
+    /// a view borrowing them. See [`Envelope`].
+    #[inline]
+    pub fn decode<'a>(&self, bytes: &'a [u8]) -> Result<Envelope<'a>, DecodeError> {
+        decode_with(&self.checksum, &self.config, bytes)
+    }
+}

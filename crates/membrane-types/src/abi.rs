@@ -1,0 +1,98 @@
+//! Constants of the membrane ABI (normative text: `docs/abi.md`).
+
+/// The ABI version this crate describes. A guest declares its version by exporting a
+/// function named [`ABI_VERSION_EXPORT_PREFIX`] followed by the decimal version
+/// (`__membrane_abi_v1`); the host reads that name when it loads the module, before
+/// instantiating it, and refuses any version but its own.
+pub const ABI_VERSION: u32 = 1;
+
+/// Prefix of the export that declares a guest's ABI version.
+pub const ABI_VERSION_EXPORT_PREFIX: &str = "__membrane_abi_v";
+
+/// The export that declares this crate's ABI version: `() -> ()`, never called.
+pub const ABI_VERSION_EXPORT: &str = "__membrane_abi_v1";
+
+/// The guest's linear memory export.
+pub const MEMORY_EXPORT: &str = "memory";
+
+/// The guest's allocation entry: `(len: u32) -> u32`.
+///
+/// Returns a pointer to `len` writable bytes in guest memory, or 0 when it cannot
+/// allocate. When no call is running in the instance (call depth 0) it first resets
+/// the per-call arena, reclaiming every envelope of the previous call.
+pub const ALLOC_EXPORT: &str = "__membrane_alloc";
+
+/// Optional lifecycle export `() -> u64`, called once after instantiation; returns 0
+/// or a packed pointer/length of an error envelope.
+pub const START_EXPORT: &str = "__membrane_start";
+
+/// Optional lifecycle export `() -> u64`, called before an instance is dropped.
+pub const STOP_EXPORT: &str = "__membrane_stop";
+
+/// Export names starting with this prefix are reserved for the ABI and are never
+/// callable guest functions.
+pub const RESERVED_EXPORT_PREFIX: &str = "__";
+
+/// Import module of the ABI intrinsics the host always provides.
+pub const INTRINSICS_MODULE: &str = "membrane";
+
+/// Intrinsic `(state: u32, ptr: u32, len: u32) -> u32`: continues a CRC-32/ISO-HDLC
+/// over guest memory `[ptr, ptr + len)` at native speed. `state` is a finished CRC
+/// of the bytes before (0 for none), so `crc32(crc32(0, a), b) == crc32(0, a ++ b)`.
+/// An out-of-bounds region traps the guest.
+pub const CRC32_IMPORT: &str = "crc32";
+
+/// Intrinsic `(ptr: u32, len: u32)`: hands the host the UTF-8 message of a guest panic
+/// just before the guest traps. The host keeps at most [`MAX_PANIC_MESSAGE`] bytes.
+pub const PANIC_IMPORT: &str = "panic";
+
+/// Longest panic message the host keeps, in bytes.
+pub const MAX_PANIC_MESSAGE: usize = 4096;
+
+/// Import module of the host functions an application registers.
+///
+/// Each has the signature `(ptr: u32, len: u32) -> u64`: the guest passes a request
+/// envelope in its own memory and receives the packed pointer/length of a response
+/// envelope that the host wrote into memory it obtained from [`ALLOC_EXPORT`].
+pub const HOST_MODULE: &str = "membrane_host";
+
+/// Packs an output envelope's location into the `u64` an export returns:
+/// `ptr << 32 | len`.
+#[inline]
+pub const fn pack_ptr_len(ptr: u32, len: u32) -> u64 {
+    ((ptr as u64) << 32) | len as u64
+}
+
+/// Unpacks the `u64` an export returns into `(ptr, len)`.
+#[inline]
+pub const fn unpack_ptr_len(packed: u64) -> (u32, u32) {
+    ((packed >> 32) as u32, packed as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_and_unpack_are_inverse_at_the_extremes() {
+        for (p, l) in [
+            (0, 0),
+            (u32::MAX, 0),
+            (0, u32::MAX),
+            (u32::MAX, u32::MAX),
+            (8, 12),
+        ] {
+            assert_eq!(unpack_ptr_len(pack_ptr_len(p, l)), (p, l));
+        }
+        assert_eq!(pack_ptr_len(1, 2), (1 << 32) | 2);
+    }
+
+    #[test]
+    fn the_version_export_names_the_version() {
+        let mut buf = [0u8; 32];
+        let prefix = ABI_VERSION_EXPORT_PREFIX.as_bytes();
+        buf[..prefix.len()].copy_from_slice(prefix);
+        buf[prefix.len()] = b'0' + ABI_VERSION as u8;
+        assert_eq!(&buf[..prefix.len() + 1], ABI_VERSION_EXPORT.as_bytes());
+    }
+}

@@ -1,0 +1,96 @@
+//! Error codes carried by error envelopes.
+
+use core::fmt;
+
+/// The code at the start of an error envelope's payload (u32 little-endian).
+///
+/// Codes below [`ErrorCode::APPLICATION_MIN`] are reserved for membrane and listed as
+/// associated constants here (and in `docs/wire-format.md`); codes from
+/// `APPLICATION_MIN` up are free for applications to define.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ErrorCode(pub u32);
+
+impl ErrorCode {
+    /// An unspecified failure. Prefer a precise code.
+    pub const UNKNOWN: ErrorCode = ErrorCode(0);
+    /// The input envelope or its payload could not be decoded (bad envelope, or the
+    /// payload does not deserialize into the function's input type).
+    pub const INVALID_INPUT: ErrorCode = ErrorCode(1);
+    /// The output could not be encoded (for example it did not serialize).
+    pub const ENCODE_FAILED: ErrorCode = ErrorCode(2);
+    /// The named function, host function or module does not exist.
+    pub const NOT_FOUND: ErrorCode = ErrorCode(3);
+    /// A host function failed; the message says why.
+    pub const HOST_FUNCTION_FAILED: ErrorCode = ErrorCode(4);
+    /// The guest could not allocate memory for an envelope.
+    pub const OUT_OF_MEMORY: ErrorCode = ErrorCode(5);
+    /// The caller is not allowed to use this capability.
+    pub const DENIED: ErrorCode = ErrorCode(6);
+    /// A guest-defined failure without a more precise code (the default for guest
+    /// functions returning an error type that carries no code).
+    pub const GUEST_ERROR: ErrorCode = ErrorCode(7);
+    /// The smallest code applications may define for themselves.
+    pub const APPLICATION_MIN: ErrorCode = ErrorCode(1000);
+
+    /// Whether this code is in the range reserved for membrane.
+    #[inline]
+    pub const fn is_reserved(self) -> bool {
+        self.0 < Self::APPLICATION_MIN.0
+    }
+
+    /// The name of a reserved code, or `None` for application and unassigned codes.
+    pub const fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            0 => "UNKNOWN",
+            1 => "INVALID_INPUT",
+            2 => "ENCODE_FAILED",
+            3 => "NOT_FOUND",
+            4 => "HOST_FUNCTION_FAILED",
+            5 => "OUT_OF_MEMORY",
+            6 => "DENIED",
+            7 => "GUEST_ERROR",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "ErrorCode({} {name})", self.0),
+            None => write!(f, "ErrorCode({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{} ({name})", self.0),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl From<u32> for ErrorCode {
+    #[inline]
+    fn from(code: u32) -> ErrorCode {
+        ErrorCode(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn reserved_codes_have_names_application_codes_do_not() {
+        for code in 0..=7 {
+            assert!(ErrorCode(code).name().is_some(), "{code}");
+            assert!(ErrorCode(code).is_reserved());
+        }
+        assert_eq!(ErrorCode(8).name(), None);
+        assert!(!ErrorCode(1000).is_reserved());
+        assert_eq!(ErrorCode(1000).name(), None);
+    }
+}
