@@ -1,2 +1,51 @@
-//! xtask
-fn main() {}
+//! Project automation, the matklad way: `cargo xtask <task>` (alias in `.cargo/config.toml`).
+//!
+//! | task | what it does |
+//! |------|--------------|
+//! | `build-guests` | builds `guest-examples/*` for wasm32 (release) into `target/guests/<name>.wasm` |
+//! | `test [args]` | `build-guests`, then `cargo test --workspace [args]`: the README's test command |
+//! | `demo` | `build-guests`, then runs the host demo (the README's run command) |
+//! | `bench [args]` | `build-guests`, then `cargo bench -p membrane-benches [args]` |
+//! | `ci` | everything `.ci/run` checks, in order |
+
+mod ci;
+mod guests;
+mod run;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "build-guests" => guests::build(),
+        "test" => guests::build()
+            .and_then(|()| run::cargo(&[&["test", "--workspace"], &strs(rest)[..]].concat())),
+        "demo" => guests::build().and_then(|()| {
+            run::cargo(&["run", "--quiet", "-p", "membrane-host", "--example", "demo"])
+        }),
+        "bench" => guests::build().and_then(|()| {
+            run::cargo(&[&["bench", "-p", "membrane-benches"], &strs(rest)[..]].concat())
+        }),
+        "ci" => ci::run(),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask <build-guests | test [args] | demo | bench [args] | ci>");
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}`; try `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}

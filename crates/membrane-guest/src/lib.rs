@@ -1,1 +1,85 @@
-//! placeholder
+//! Write membrane modules: WebAssembly guests that a `membrane-host` calls.
+//!
+//! A module author writes ordinary Rust functions, marks them with
+//! [`#[export]`](export), and builds the crate as a `cdylib` for
+//! `wasm32-unknown-unknown` (no WASI needed). The SDK provides what the ABI of
+//! `docs/abi.md` asks of a guest:
+//!
+//! - the allocation entry `__membrane_alloc` and a per-call [bumpalo] arena that holds
+//!   every envelope of a call and is reset when the next top-level call begins, so guest
+//!   memory does not grow with the number of calls (the module's global allocator stays
+//!   for state that outlives a call);
+//! - the ABI version marker export `__membrane_abi_v1`;
+//! - checksums computed by the host at native speed through the `membrane.crc32`
+//!   intrinsic (a software CRC-32 inside wasm would cost far more than the call itself);
+//! - [`host_externs!`] for typed wrappers around host functions;
+//! - raw helpers [`host_args`], [`return_ok`], [`return_err`];
+//! - panic messages sent to the host ([`install_panic_hook`], [`report_panic`]).
+//!
+//! # Example
+//!
+//! ```
+//! use membrane_guest::{export, Error};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! pub struct Greet { name: String }
+//!
+//! #[derive(Serialize)]
+//! pub struct Greeting { text: String }
+//!
+//! /// Exported as `greet`: the host calls it with `call::<Greet, Greeting>("greet", ..)`.
+//! #[export]
+//! pub fn greet(input: Greet) -> Result<Greeting, Error> {
+//!     if input.name.is_empty() {
+//!         return Err(Error::new(1000, "empty name"));
+//!     }
+//!     Ok(Greeting { text: format!("hello, {}", input.name) })
+//! }
+//!
+//! // Exported functions stay ordinary Rust functions, testable natively.
+//! assert_eq!(greet(Greet { name: "ada".into() }).unwrap().text, "hello, ada");
+//! ```
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | `std`   | yes     | [`install_panic_hook`] (a std panic hook; exports install it on their first call). Without `std`, call [`report_panic`] from your `#[panic_handler]`. |
+//!
+//! On targets other than `wasm32` the crate still builds (so exported functions can be
+//! unit-tested natively): checksums fall back to software, and host functions return
+//! an error with code `NOT_FOUND`.
+
+#![no_std]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod arena;
+mod crc;
+mod error;
+mod export;
+mod host;
+mod panic;
+mod sys;
+
+pub use crc::HostCrc;
+pub use error::Error;
+pub use export::{host_args, return_err, return_ok};
+pub use membrane_guest_macros::export;
+pub use membrane_types::ErrorCode;
+#[cfg(feature = "std")]
+pub use panic::install_panic_hook;
+pub use panic::report_panic;
+
+/// Support code for the macros. Not a public API: it may change in any release.
+#[doc(hidden)]
+pub mod __rt {
+    pub use crate::export::export_typed;
+    pub use crate::host::call_host;
+    pub use membrane_types::HOST_MODULE;
+    pub use postcard;
+    pub use serde;
+}

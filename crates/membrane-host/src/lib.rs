@@ -1,1 +1,60 @@
-//! placeholder
+//! Run membrane WebAssembly modules inside a host program.
+//!
+//! `membrane-host` loads modules built with `membrane-guest` (or anything speaking the
+//! ABI of `docs/abi.md`) and calls their functions through the membrane envelope: one
+//! copy in, one copy out, checksums verified at native speed, on top of typed wasmtime
+//! calls. A hostile module cannot crash the host, run past its fuel or timeout, grow past
+//! its memory limit, or read host memory; every failure is an [`Error`] with a
+//! matchable [`ErrorKind`].
+//!
+//! - [`Engine`]: one per process, configured by [`EngineConfig`] (fuel, timeout, memory,
+//!   stack, cache, pooling); shared by threads.
+//! - [`Module`]: a compiled module whose ABI version and exports were checked at load.
+//! - [`HostFunctions`]: typed closures guests may import, with per-instance host state.
+//! - [`InstancePre`]: a module linked with its host functions, for fast instantiation.
+//! - [`Instance`]: guest state kept across calls; [`Instance::call`] (typed, postcard),
+//!   [`Instance::call_raw`] (bytes) and [`Instance::call_with`] (read the output in place).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use membrane_host::{Engine, EngineConfig, HostError, HostFunctions};
+//!
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let module = engine.load_file("target/guests/host_fns.wasm")?;
+//!
+//! let mut host = HostFunctions::<u32>::new();
+//! host.register("add", |_ctx, (a, b): (u32, u32)| -> Result<u32, HostError> { Ok(a + b) });
+//!
+//! let pre = module.prepare(&host)?;
+//! let mut instance = pre.instantiate(0)?;
+//! let sum: u32 = instance.call("sum_via_host", &(2u32, 3u32))?;
+//! assert_eq!(sum, 5);
+//! # Ok::<(), membrane_host::Error>(())
+//! ```
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | *(none yet)* |    | wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
+
+mod cache;
+mod config;
+mod engine;
+mod error;
+mod host_fn;
+mod instance;
+mod module;
+mod store;
+
+pub use cache::CacheStats;
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
+pub use host_fn::{HostContext, HostError, HostFunctions};
+pub use instance::{Instance, InstancePre};
+pub use membrane_codec::CodecConfig;
+pub use membrane_types::ErrorCode;
+pub use module::Module;
+pub use store::CancelHandle;

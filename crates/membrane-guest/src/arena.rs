@@ -1,0 +1,84 @@
+//! The per-call arena that holds every envelope of a call, and the ABI's exports for it.
+//!
+//! wasm32 without the `atomics` feature runs one thread, so the arena is a plain global
+//! behind an `UnsafeCell`. The host resets it through `__membrane_alloc` when it starts a
+//! top-level call (and never while a call runs), so nothing allocated during a call
+//! outlives the next top-level call.
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+compile_error!("membrane-guest supports single-threaded wasm32 only (no `atomics` target feature)");
+
+use bumpalo::Bump;
+use core::alloc::Layout;
+use core::cell::UnsafeCell;
+
+struct Arena(UnsafeCell<Option<Bump>>);
+
+// SAFETY: wasm32 without `atomics` (checked above) has exactly one thread, so the cell is
+// never accessed concurrently.
+unsafe impl Sync for Arena {}
+
+static ARENA: Arena = Arena(UnsafeCell::new(None));
+
+/// The arena, created on first use.
+#[inline]
+fn bump() -> &'static Bump {
+    // SAFETY: single-threaded (see `Arena`), and the only `&mut` to the cell's content is
+    // taken in `reset`, which the ABI allows only when no call is running, i.e. when no
+    // reference returned here is still in use.
+    unsafe { (*ARENA.0.get()).get_or_insert_with(Bump::new) }
+}
+
+/// Reclaims everything allocated in the arena. Keeps its largest chunk for reuse.
+///
+/// # Safety
+///
+/// No reference into the arena may be used afterwards: call only between top-level calls.
+#[cfg(target_arch = "wasm32")]
+#[inline]
+unsafe fn reset() {
+    // SAFETY: single-threaded, and the caller guarantees no arena reference is live.
+    if let Some(bump) = unsafe { (*ARENA.0.get()).as_mut() } {
+        bump.reset();
+    }
+}
+
+/// `len` zeroed bytes in the arena, or `None` when memory is exhausted.
+#[inline]
+pub(crate) fn alloc_zeroed(len: usize) -> Option<&'static mut [u8]> {
+    let layout = Layout::from_size_align(len, 8).ok()?;
+    let ptr = bump().try_alloc_layout(layout).ok()?.as_ptr();
+    // SAFETY: `ptr` is a fresh, exclusive allocation of `len` bytes; it is initialised by
+    // `write_bytes` before the slice is formed.
+    unsafe {
+        ptr.write_bytes(0, len);
+        Some(core::slice::from_raw_parts_mut(ptr, len))
+    }
+}
+
+/// The allocation entry of the ABI: `len` writable bytes for the host, or 0.
+///
+/// With `reset != 0` (the host starting a top-level call) the arena is reset first.
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported from the module, not from the crate
+pub extern "C" fn __membrane_alloc(len: u32, reset: u32) -> u32 {
+    if reset != 0 {
+        // SAFETY: the host passes `reset != 0` only when no call runs in this instance,
+        // so no reference into the arena is live.
+        unsafe { self::reset() };
+    }
+    let Ok(layout) = Layout::from_size_align(len as usize, 8) else {
+        return 0;
+    };
+    match bump().try_alloc_layout(layout) {
+        Ok(ptr) => ptr.as_ptr() as u32,
+        Err(_) => 0,
+    }
+}
+
+/// Declares ABI version 1 to the host, which reads the export's name at load time.
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported from the module, not from the crate
+pub extern "C" fn __membrane_abi_v1() {}

@@ -1,0 +1,240 @@
+//! Exported functions: reading the input envelope and writing the output envelope.
+
+use alloc::format;
+use core::cell::Cell;
+use membrane_codec::{
+    Codec, CodecConfig, Envelope, ErrorCode, Flags, HEADER_LEN, Header, envelope_checksum,
+};
+use membrane_types::pack_ptr_len;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::arena;
+use crate::crc::HostCrc;
+use crate::error::Error;
+
+/// The codec a guest uses: host-computed checksums, no compression of outputs.
+#[inline]
+pub(crate) fn codec() -> Codec<HostCrc> {
+    Codec::with_checksum(CodecConfig::default(), HostCrc)
+}
+
+/// The input envelope of the innermost running call, remembered so that `return_ok`
+/// can hand an unchanged payload back in place.
+struct LastInput(Cell<(usize, usize)>);
+
+// SAFETY: wasm32 without atomics is single-threaded (see `arena`); off wasm32 the cell
+// only ever holds (0, 0) because no export runs there.
+unsafe impl Sync for LastInput {}
+
+static LAST_INPUT: LastInput = LastInput(Cell::new((0, 0)));
+
+/// Runs a typed export: decodes the input as `I`, calls `f`, encodes its result.
+/// Used by `#[export]`; errors of every stage become error envelopes.
+#[doc(hidden)]
+pub fn export_typed<I, O, E>(ptr: u32, len: u32, f: impl FnOnce(I) -> Result<O, E>) -> u64
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    E: Into<Error>,
+{
+    // SAFETY: `#[export]` passes the arguments the host gave the export.
+    let payload = match unsafe { host_args(ptr, len) } {
+        Ok(payload) => payload,
+        Err(packed) => return packed,
+    };
+    let input: I = match membrane_codec::from_payload(payload) {
+        Ok(input) => input,
+        Err(e) => {
+            return return_err(
+                ErrorCode::INVALID_INPUT,
+                &format!("input does not deserialize: {e}"),
+            );
+        }
+    };
+    match f(input) {
+        Ok(output) => return_value(&output),
+        Err(e) => {
+            let e = e.into();
+            return_err(e.code, &e.message)
+        }
+    }
+}
+
+/// Checks the input envelope of a raw export and returns its payload.
+///
+/// On failure returns `Err` with a packed error envelope ([`ErrorCode::INVALID_INPUT`])
+/// that the export should return as it is.
+///
+/// # Safety
+///
+/// `ptr` and `len` must be the arguments the host passed to the running export, and the
+/// returned slice must not be used after the export returns (the arena that holds it is
+/// reset by the next top-level call).
+pub unsafe fn host_args<'call>(ptr: u32, len: u32) -> Result<&'call [u8], u64> {
+    #[cfg(feature = "std")]
+    crate::panic::install_panic_hook();
+    let (ptr, len) = (ptr as usize, len as usize);
+    if !input_in_memory(ptr, len) {
+        return Err(return_err(
+            ErrorCode::INVALID_INPUT,
+            "input envelope is outside guest memory",
+        ));
+    }
+    // SAFETY: the region is inside linear memory (checked above) and, per the ABI, is
+    // the envelope the host wrote into memory it obtained from `__membrane_alloc` for
+    // this call; nothing else writes it while the call runs.
+    let bytes: &'call [u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
+    let envelope: Envelope<'call> = match codec().decode(bytes) {
+        Ok(envelope) if !envelope.is_error() => envelope,
+        Ok(_) => {
+            return Err(return_err(
+                ErrorCode::INVALID_INPUT,
+                "input envelope has the ERROR flag",
+            ));
+        }
+        Err(e) => {
+            return Err(return_err(
+                ErrorCode::INVALID_INPUT,
+                &format!("input envelope: {e}"),
+            ));
+        }
+    };
+    if let Some(payload) = envelope.uncompressed_payload() {
+        LAST_INPUT.0.set((ptr, len));
+        return Ok(payload);
+    }
+    let Some(buf) = arena::alloc_zeroed(envelope.payload_len()) else {
+        return Err(return_err(
+            ErrorCode::OUT_OF_MEMORY,
+            "no memory to decompress the input",
+        ));
+    };
+    match envelope.decompress_into(buf) {
+        Ok(n) => Ok(&buf[..n]),
+        Err(e) => Err(return_err(
+            ErrorCode::INVALID_INPUT,
+            &format!("input envelope: {e}"),
+        )),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn input_in_memory(ptr: usize, len: usize) -> bool {
+    ptr != 0
+        && ptr
+            .checked_add(len)
+            .is_some_and(|end| end <= crate::sys::memory_len())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn input_in_memory(_ptr: usize, _len: usize) -> bool {
+    // Off wasm32 there is no host and no u32 address space: nothing can be an input.
+    false
+}
+
+/// Encodes `payload` as the export's successful output and returns the packed
+/// pointer/length to return to the host.
+///
+/// Returning the input payload unchanged costs nothing: the input envelope is handed
+/// back in place.
+pub fn return_ok(payload: &[u8]) -> u64 {
+    let (in_ptr, in_len) = LAST_INPUT.0.get();
+    if in_len >= HEADER_LEN
+        && payload.as_ptr() as usize == in_ptr + HEADER_LEN
+        && payload.len() == in_len - HEADER_LEN
+    {
+        // SAFETY: `LAST_INPUT` holds an input envelope that `host_args` checked; its
+        // header is still in the arena, untouched (only the payload was borrowed).
+        let header = unsafe { core::slice::from_raw_parts(in_ptr as *const u8, HEADER_LEN) };
+        if header[3] == Flags::NONE.bits() {
+            return pack_ptr_len(in_ptr as u32, in_len as u32);
+        }
+    }
+    let len = HEADER_LEN + payload.len();
+    let Some(buf) = arena::alloc_zeroed(len) else {
+        return out_of_memory();
+    };
+    match codec().encode_into(buf, payload, Flags::NONE) {
+        Ok(n) => pack(&buf[..n]),
+        Err(e) => return_err(ErrorCode::ENCODE_FAILED, &format!("output: {e}")),
+    }
+}
+
+/// Serializes `value` (postcard) straight into an output envelope in the arena.
+pub(crate) fn return_value<O: Serialize + ?Sized>(value: &O) -> u64 {
+    match encode_value(value, Flags::NONE) {
+        Ok(envelope) => pack(envelope),
+        Err(e) => return_err(e.code, &e.message),
+    }
+}
+
+/// Serializes `value` into a new envelope in the arena, without an intermediate copy.
+pub(crate) fn encode_value<O: Serialize + ?Sized>(
+    value: &O,
+    flags: Flags,
+) -> Result<&'static [u8], Error> {
+    let size = postcard::experimental::serialized_size(value).map_err(|e| {
+        Error::new(
+            ErrorCode::ENCODE_FAILED,
+            format!("output does not serialize: {e}"),
+        )
+    })?;
+    let Ok(len32) = u32::try_from(size) else {
+        return Err(Error::new(
+            ErrorCode::ENCODE_FAILED,
+            "output is larger than an envelope can carry",
+        ));
+    };
+    let buf = arena::alloc_zeroed(HEADER_LEN + size)
+        .ok_or_else(|| Error::new(ErrorCode::OUT_OF_MEMORY, "no memory for the output"))?;
+    let (head, body) = buf.split_at_mut(HEADER_LEN);
+    postcard::to_slice(value, body).map_err(|e| {
+        Error::new(
+            ErrorCode::ENCODE_FAILED,
+            format!("output does not serialize: {e}"),
+        )
+    })?;
+    let mut header = Header::new(flags, len32, 0);
+    header.checksum = envelope_checksum(&HostCrc, &header, body);
+    head.copy_from_slice(&header.to_bytes());
+    Ok(buf)
+}
+
+/// Encodes an error envelope with `code` and `message` as the export's output and
+/// returns the packed pointer/length to return to the host.
+pub fn return_err(code: impl Into<ErrorCode>, message: &str) -> u64 {
+    let code = code.into();
+    let len = HEADER_LEN + membrane_codec::error_payload_len(message);
+    let Some(buf) = arena::alloc_zeroed(len) else {
+        return out_of_memory();
+    };
+    match codec().encode_error_into(buf, code, message) {
+        Ok(n) => pack(&buf[..n]),
+        Err(_) => out_of_memory(),
+    }
+}
+
+/// The packed location of an envelope in guest memory.
+#[inline]
+fn pack(envelope: &[u8]) -> u64 {
+    pack_ptr_len(envelope.as_ptr() as usize as u32, envelope.len() as u32)
+}
+
+/// An `OUT_OF_MEMORY` error envelope that needs no allocation: it lives in a static
+/// buffer, written when the arena cannot even hold an error.
+fn out_of_memory() -> u64 {
+    const MESSAGE: &str = "guest out of memory";
+    const LEN: usize = HEADER_LEN + 4 + MESSAGE.len();
+    struct Static(core::cell::UnsafeCell<[u8; LEN]>);
+    // SAFETY: single-threaded (see `LastInput`).
+    unsafe impl Sync for Static {}
+    static BUF: Static = Static(core::cell::UnsafeCell::new([0; LEN]));
+    // SAFETY: single-threaded, and the buffer is only written here; the host reads it
+    // after the export returned.
+    let buf = unsafe { &mut *BUF.0.get() };
+    match codec().encode_error_into(buf, ErrorCode::OUT_OF_MEMORY, MESSAGE) {
+        Ok(n) => pack(&buf[..n]),
+        Err(_) => 0,
+    }
+}

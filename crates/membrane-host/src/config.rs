@@ -1,0 +1,133 @@
+//! Engine settings: limits, metering, caching and instance allocation.
+
+use membrane_codec::CodecConfig;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of an [`Engine`](crate::Engine). Every field has a documented default
+/// ([`EngineConfig::default`]); change what you need with struct update syntax:
+///
+/// ```
+/// use membrane_host::EngineConfig;
+/// use std::time::Duration;
+///
+/// let config = EngineConfig {
+///     timeout: Some(Duration::from_millis(200)),
+///     max_memory: 16 << 20,
+///     ..EngineConfig::default()
+/// };
+/// ```
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Fuel per call: roughly one unit per wasm instruction. A call that uses it all
+    /// traps with `TrapKind::OutOfFuel`. `None` turns metering off (slightly faster
+    /// code, no deterministic bound). Default: `Some(1_000_000_000)`.
+    pub metering_limit: Option<u64>,
+    /// Wall-clock limit per call, enforced per instance with epoch interruption: a
+    /// timeout of one instance never interrupts another. `None`: no timeout (a
+    /// `CancelHandle` still works). Default: 5 s. Instantiation (the module's start
+    /// function) runs under the same limit.
+    pub timeout: Option<Duration>,
+    /// How often the engine's epoch ticker runs: the granularity of timeouts and
+    /// cancellation. Default: 1 ms.
+    pub epoch_tick: Duration,
+    /// Largest linear memory a guest may grow to, in bytes. Default: 256 MiB.
+    pub max_memory: usize,
+    /// Largest number of elements a guest table may grow to. Default: 100 000.
+    pub max_table_elements: usize,
+    /// Largest wasm stack a call may use, in bytes; deeper recursion traps with
+    /// `TrapKind::StackOverflow`. Default: 512 KiB.
+    pub max_wasm_stack: usize,
+    /// Make every NaN produced by float instructions canonical, so results are
+    /// bit-for-bit deterministic across machines (at some cost in float-heavy code).
+    /// Default: `false`.
+    pub nan_canonicalization: bool,
+    /// Budget of the in-memory compiled-module cache, in bytes of compiled code
+    /// (least recently used modules are evicted past it). Default: 256 MiB.
+    pub cache_size: usize,
+    /// Directory of the on-disk cache of precompiled modules; `None` (the default)
+    /// keeps compiled modules in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Budget of the on-disk cache in bytes; oldest-used files are removed past it.
+    /// Default: 1 GiB.
+    pub disk_cache_size: u64,
+    /// Virtual address space reserved for each linear memory, in bytes (wasmtime's
+    /// `memory_reservation`). With the default 4 GiB plus guard pages, bounds checks
+    /// are done by the MMU and cost nothing; a smaller reservation saves address
+    /// space at the cost of explicit checks. Default: 4 GiB.
+    pub static_memory_bound: u64,
+    /// Use wasmtime's pooling instance allocator: slots are reserved up front, making
+    /// fresh instances much cheaper. Default: `false`.
+    pub pooling: bool,
+    /// With `pooling`, the number of instances that may exist at once. Default: 256.
+    pub pooling_max_instances: u32,
+    /// Largest module accepted, in bytes, checked before compiling. Default: 64 MiB.
+    pub max_module_size: usize,
+    /// How deep host functions may call back into guests (re-entrant or nested calls)
+    /// before the call fails with `LimitKind::CallDepth`. Default: 16.
+    pub max_call_depth: u32,
+    /// Envelope settings for calls: compression of inputs and the largest decompressed
+    /// output accepted. Default: [`CodecConfig::default`] (no compression, 64 MiB).
+    pub codec: CodecConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            metering_limit: Some(1_000_000_000),
+            timeout: Some(Duration::from_secs(5)),
+            epoch_tick: Duration::from_millis(1),
+            max_memory: 256 << 20,
+            max_table_elements: 100_000,
+            max_wasm_stack: 512 << 10,
+            nan_canonicalization: false,
+            cache_size: 256 << 20,
+            cache_dir: None,
+            disk_cache_size: 1 << 30,
+            static_memory_bound: 4 << 30,
+            pooling: false,
+            pooling_max_instances: 256,
+            max_module_size: 64 << 20,
+            max_call_depth: 16,
+            codec: CodecConfig::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The wasmtime configuration these settings ask for.
+    pub(crate) fn to_wasmtime(&self) -> crate::Result<wasmtime::Config> {
+        let invalid = |reason: &str| -> crate::Error {
+            crate::ErrorKind::Config {
+                reason: reason.to_string(),
+            }
+            .into()
+        };
+        if self.epoch_tick.is_zero() {
+            return Err(invalid("epoch_tick must be greater than zero"));
+        }
+        if self.max_wasm_stack == 0 {
+            return Err(invalid("max_wasm_stack must be greater than zero"));
+        }
+        if self.max_call_depth == 0 {
+            return Err(invalid("max_call_depth must be at least 1"));
+        }
+        let mut c = wasmtime::Config::new();
+        c.consume_fuel(self.metering_limit.is_some())
+            .epoch_interruption(true)
+            .max_wasm_stack(self.max_wasm_stack)
+            .cranelift_nan_canonicalization(self.nan_canonicalization)
+            .memory_reservation(self.static_memory_bound)
+            .parallel_compilation(true);
+        if self.pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_core_instances(self.pooling_max_instances)
+                .total_memories(self.pooling_max_instances)
+                .total_tables(self.pooling_max_instances)
+                .max_memory_size(self.max_memory)
+                .table_elements(self.max_table_elements);
+            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,145 @@
+//! The engine: one per process, shared by threads; owns the epoch ticker and the cache.
+
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::Error;
+use crate::cache::{CacheStats, ModuleCache};
+use crate::config::EngineConfig;
+use crate::error::{ErrorKind, LimitKind, Result};
+use crate::module::Module;
+
+/// A wasmtime engine configured from an [`EngineConfig`], with its compiled-module
+/// cache and its epoch ticker (the clock of per-call timeouts).
+///
+/// Cheap to clone (an `Arc`), `Send + Sync`: create one per process and share it. The
+/// ticker thread stops when the last clone (and every module and instance made from
+/// it) is dropped.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    wasmtime: wasmtime::Engine,
+    config: EngineConfig,
+    cache: ModuleCache,
+    _ticker: Ticker,
+}
+
+/// Advances the engine's epoch every `epoch_tick` until dropped.
+struct Ticker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::Engine, tick: Duration) -> Result<Ticker> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("membrane-epoch".into())
+            .spawn(move || {
+                // Disconnection (the sender dropped) is the stop signal.
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::host(format_args!("cannot start the epoch ticker thread: {e}")))?;
+        Ok(Ticker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Engine {
+    /// An engine with these settings.
+    pub fn new(config: EngineConfig) -> Result<Engine> {
+        let wasmtime =
+            wasmtime::Engine::new(&config.to_wasmtime()?).map_err(|e| ErrorKind::Config {
+                reason: format!("{e:#}"),
+            })?;
+        let cache = ModuleCache::new(&wasmtime, &config)?;
+        let ticker = Ticker::start(wasmtime.clone(), config.epoch_tick)?;
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                wasmtime,
+                config,
+                cache,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The settings this engine was made with.
+    #[inline]
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The underlying wasmtime engine, for embedders who need it (benchmarks, tools).
+    #[inline]
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.wasmtime
+    }
+
+    /// Loads a module from its wasm bytes: checks the size limit, compiles it through
+    /// the cache (or takes it from there), and checks its ABI.
+    pub fn load(&self, wasm: &[u8]) -> Result<Module> {
+        self.check_size(wasm.len())?;
+        let compiled = self
+            .inner
+            .cache
+            .get_or_compile(&self.inner.wasmtime, wasm)?;
+        Module::new(self.clone(), compiled, wasm.len())
+    }
+
+    /// Loads a module from a `.wasm` file (see [`Engine::load`]).
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
+        let path = path.as_ref();
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        self.check_size(usize::try_from(size).unwrap_or(usize::MAX))?;
+        let wasm = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.load(&wasm)
+    }
+
+    /// Compiles `wasm` into the cache (memory, and disk when `cache_dir` is set) without
+    /// loading it, so that later loads, in this process or the next, are cache hits.
+    pub fn precompile(&self, wasm: &[u8]) -> Result<()> {
+        self.load(wasm).map(drop)
+    }
+
+    /// Counters of the compiled-module cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    fn check_size(&self, size: usize) -> Result<()> {
+        let limit = self.inner.config.max_module_size;
+        if size > limit {
+            return Err(ErrorKind::Limit(LimitKind::ModuleSize { size, limit }).into());
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}

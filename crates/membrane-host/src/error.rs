@@ -1,0 +1,362 @@
+//! The host's error type: one [`Error`] with a matchable [`ErrorKind`].
+
+use membrane_codec::{DecodeError, EncodeError};
+use membrane_types::ErrorCode;
+use std::fmt;
+
+/// Everything that can go wrong in membrane-host.
+///
+/// Match on [`Error::kind`] to tell a guest-reported error from a trap, a panic, an ABI
+/// violation, a limit or a host-side failure. Messages are lower case without a trailing
+/// period.
+pub struct Error {
+    kind: Box<ErrorKind>,
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The guest function returned an error envelope: the guest's own error.
+    #[error("guest error {code}: {message}")]
+    Guest {
+        /// The guest's error code.
+        code: ErrorCode,
+        /// The guest's message.
+        message: String,
+    },
+    /// The guest panicked; the message is the one its panic hook reported.
+    #[error("guest panicked: {message}")]
+    Panic {
+        /// The panic message (at most `membrane_types::MAX_PANIC_MESSAGE` bytes).
+        message: String,
+    },
+    /// The guest trapped (ran out of fuel or time, overflowed its stack, executed
+    /// `unreachable`, ...). The instance is poisoned.
+    #[error("guest trapped: {0}")]
+    Trap(TrapKind),
+    /// The guest broke the ABI (bad pointer, bad envelope, bad export). The instance is
+    /// poisoned if it happened during a call.
+    #[error("abi violation: {0}")]
+    Abi(AbiViolation),
+    /// A configured limit was hit.
+    #[error("limit exceeded: {0}")]
+    Limit(LimitKind),
+    /// The module exports no callable function with this name.
+    #[error("no function `{name}` in the module")]
+    UnknownFunction {
+        /// The name asked for.
+        name: String,
+    },
+    /// The module imports functions the host does not provide.
+    #[error("the module imports what the host does not provide: {}", imports.join(", "))]
+    MissingImports {
+        /// Each missing import as `module::name`.
+        imports: Vec<String>,
+    },
+    /// An earlier call on this instance trapped or broke the ABI; the instance is not
+    /// used again. Create a new instance (or call `Instance::reset`).
+    #[error("instance is poisoned by an earlier failure ({reason}); create a new instance")]
+    Poisoned {
+        /// What poisoned it.
+        reason: String,
+    },
+    /// The bytes are not a valid WebAssembly module, or it does not compile.
+    #[error("invalid module: {reason}")]
+    InvalidModule {
+        /// Why.
+        reason: String,
+    },
+    /// The engine configuration is invalid.
+    #[error("invalid engine configuration: {reason}")]
+    Config {
+        /// Why.
+        reason: String,
+    },
+    /// A host-side value did not serialize.
+    #[error("input does not serialize: {0}")]
+    Serialize(EncodeError),
+    /// The guest's output is a valid envelope but does not deserialize into the
+    /// requested type.
+    #[error("output does not deserialize: {0}")]
+    Deserialize(DecodeError),
+    /// A file could not be read or written.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A failure inside the host (wasmtime or the operating system) not caused by the guest.
+    #[error("host failure: {message}")]
+    Host {
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Why a guest trapped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrapKind {
+    /// The call used up its fuel (`EngineConfig::metering_limit`).
+    #[error("out of fuel")]
+    OutOfFuel,
+    /// The call ran past its wall-clock timeout (`EngineConfig::timeout`).
+    #[error("timeout")]
+    Timeout,
+    /// The call was cancelled through a `CancelHandle`.
+    #[error("cancelled")]
+    Cancelled,
+    /// The wasm stack overflowed (`EngineConfig::max_wasm_stack`).
+    #[error("stack overflow")]
+    StackOverflow,
+    /// An access outside linear memory.
+    #[error("out of bounds memory access")]
+    MemoryOutOfBounds,
+    /// `unreachable` executed (a Rust guest aborting, for example).
+    #[error("unreachable executed")]
+    Unreachable,
+    /// Integer overflow, division by zero or a bad float-to-int conversion.
+    #[error("arithmetic trap: {0}")]
+    Arithmetic(&'static str),
+    /// A bad indirect call (null entry, out-of-bounds table index, signature mismatch).
+    #[error("bad indirect call: {0}")]
+    IndirectCall(&'static str),
+    /// Any other trap, with wasmtime's description.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How a guest broke the ABI of `docs/abi.md`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbiViolation {
+    /// The module declares another ABI version.
+    #[error("module speaks abi version {module}, this host speaks version {host}")]
+    VersionMismatch {
+        /// The module's version.
+        module: u32,
+        /// The host's version.
+        host: u32,
+    },
+    /// The module declares no ABI version: it was not built with membrane-guest.
+    #[error("not a membrane module: no `__membrane_abi_v<N>` export")]
+    NotMembrane,
+    /// A required export is missing.
+    #[error("missing export `{name}`")]
+    MissingExport {
+        /// The export's name.
+        name: String,
+    },
+    /// An export has the wrong kind or signature.
+    #[error("export `{name}` has type {found}, expected {expected}")]
+    WrongExportType {
+        /// The export's name.
+        name: String,
+        /// What the ABI asks for.
+        expected: &'static str,
+        /// What the module has.
+        found: String,
+    },
+    /// A pointer/length from the guest lies outside its memory (or overflows).
+    #[error("{what} at {ptr:#x}+{len} is outside guest memory of {memory_len} bytes")]
+    BadPointer {
+        /// What the region was for.
+        what: &'static str,
+        /// The pointer.
+        ptr: u32,
+        /// The length.
+        len: u32,
+        /// The memory size at the time.
+        memory_len: usize,
+    },
+    /// An envelope from the guest was rejected.
+    #[error("bad {what}: {error}")]
+    BadEnvelope {
+        /// Which envelope.
+        what: &'static str,
+        /// The codec's rejection.
+        error: DecodeError,
+    },
+    /// The allocation entry returned 0.
+    #[error("the guest could not allocate {len} bytes for an envelope")]
+    AllocFailed {
+        /// The bytes asked for.
+        len: u32,
+    },
+}
+
+/// Which limit was hit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// The guest tried to grow its memory past `EngineConfig::max_memory`.
+    #[error("guest memory would exceed {limit} bytes")]
+    Memory {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The guest tried to grow a table past `EngineConfig::max_table_elements`.
+    #[error("guest table would exceed {limit} elements")]
+    Table {
+        /// The limit in elements.
+        limit: usize,
+    },
+    /// The module is larger than `EngineConfig::max_module_size` (checked before compiling).
+    #[error("module of {size} bytes is larger than the limit of {limit}")]
+    ModuleSize {
+        /// The module's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Host functions calling back into the guest nested deeper than allowed.
+    #[error("calls nested more than {limit} deep")]
+    CallDepth {
+        /// The limit.
+        limit: u32,
+    },
+    /// The pooling allocator has no free instance slot.
+    #[error("no free instance slot in the pooling allocator")]
+    Instances,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    #[inline]
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The kind, by value.
+    pub fn into_kind(self) -> ErrorKind {
+        *self.kind
+    }
+
+    /// Whether the guest trapped with this trap kind.
+    pub fn is_trap(&self, trap: &TrapKind) -> bool {
+        matches!(self.kind(), ErrorKind::Trap(t) if t == trap)
+    }
+
+    /// Whether this failure poisons the instance it happened in.
+    pub(crate) fn poisons(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::Trap(_)
+                | ErrorKind::Panic { .. }
+                | ErrorKind::Abi(_)
+                | ErrorKind::Limit(_)
+                | ErrorKind::Host { .. }
+        )
+    }
+
+    #[cold]
+    pub(crate) fn host(message: impl fmt::Display) -> Error {
+        ErrorKind::Host {
+            message: message.to_string(),
+        }
+        .into()
+    }
+
+    #[cold]
+    pub(crate) fn abi(v: AbiViolation) -> Error {
+        ErrorKind::Abi(v).into()
+    }
+
+    #[cold]
+    pub(crate) fn bad_pointer(what: &'static str, ptr: u32, len: u32, memory_len: usize) -> Error {
+        Error::abi(AbiViolation::BadPointer {
+            what,
+            ptr,
+            len,
+            memory_len,
+        })
+    }
+
+    #[cold]
+    pub(crate) fn bad_envelope(what: &'static str, error: DecodeError) -> Error {
+        Error::abi(AbiViolation::BadEnvelope { what, error })
+    }
+
+    #[cold]
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Error {
+        ErrorKind::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
+    }
+}
+
+impl From<ErrorKind> for Error {
+    #[cold]
+    fn from(kind: ErrorKind) -> Error {
+        Error {
+            kind: Box::new(kind),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.kind, f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.kind() {
+            ErrorKind::Io { source, .. } => Some(source),
+            ErrorKind::Deserialize(e) => Some(e),
+            ErrorKind::Serialize(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The result type of membrane-host.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lower_case_without_trailing_period() {
+        let errors: Vec<Error> = vec![
+            ErrorKind::Trap(TrapKind::OutOfFuel).into(),
+            ErrorKind::Panic {
+                message: "boom".into(),
+            }
+            .into(),
+            Error::abi(AbiViolation::VersionMismatch { module: 2, host: 1 }),
+            ErrorKind::Limit(LimitKind::Memory { limit: 1 << 20 }).into(),
+            ErrorKind::MissingImports {
+                imports: vec!["env::a".into(), "env::b".into()],
+            }
+            .into(),
+        ];
+        for e in errors {
+            let s = e.to_string();
+            assert!(s.chars().next().unwrap().is_lowercase(), "{s}");
+            assert!(!s.ends_with('.'), "{s}");
+        }
+    }
+
+    #[test]
+    fn version_mismatch_names_both_versions() {
+        let e = Error::abi(AbiViolation::VersionMismatch { module: 7, host: 1 });
+        assert_eq!(
+            e.to_string(),
+            "abi violation: module speaks abi version 7, this host speaks version 1"
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! Host functions: typed closures the guest imports from `membrane_host`, and the ABI
+//! intrinsics every module may import from `membrane`.
+
+use std::sync::Arc;
+
+use membrane_codec::{Codec, Crc32Fast, Flags, HEADER_LEN, Header, envelope_checksum};
+use membrane_types::{
+    CRC32_IMPORT, ErrorCode, HOST_MODULE, INTRINSICS_MODULE, MAX_PANIC_MESSAGE, PANIC_IMPORT,
+    pack_ptr_len,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasmtime::{AsContextMut, Caller, Linker};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::instance::{call_in, guest_region, guest_region_mut};
+use crate::store::StoreData;
+
+/// The error a host function returns; the guest receives it as an error envelope
+/// (its wrapper returns `Err` with this code and message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostError {
+    /// The code (see `membrane_types::ErrorCode`).
+    pub code: ErrorCode,
+    /// The message.
+    pub message: String,
+}
+
+impl HostError {
+    /// A host error with this code and message.
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> HostError {
+        HostError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&str> for HostError {
+    fn from(message: &str) -> HostError {
+        HostError::new(ErrorCode::HOST_FUNCTION_FAILED, message)
+    }
+}
+
+impl From<String> for HostError {
+    fn from(message: String) -> HostError {
+        HostError::new(ErrorCode::HOST_FUNCTION_FAILED, message)
+    }
+}
+
+impl From<Error> for HostError {
+    fn from(e: Error) -> HostError {
+        match e.kind() {
+            ErrorKind::Guest { code, message } => HostError::new(*code, message.clone()),
+            _ => HostError::new(ErrorCode::HOST_FUNCTION_FAILED, e.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host error {}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// What a host function sees of the call it serves: the host state of the instance,
+/// the function's name, and re-entrant calls back into the same instance.
+pub struct HostContext<'a, 'c, T: 'static> {
+    caller: &'a mut Caller<'c, StoreData<T>>,
+    name: &'a str,
+}
+
+impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
+    /// The instance's host state.
+    #[inline]
+    pub fn state(&self) -> &T {
+        &self.caller.data().state
+    }
+
+    /// The instance's host state, mutably.
+    #[inline]
+    pub fn state_mut(&mut self) -> &mut T {
+        &mut self.caller.data_mut().state
+    }
+
+    /// The name under which this host function was called.
+    #[inline]
+    pub fn function(&self) -> &str {
+        self.name
+    }
+
+    /// How many guest calls are running in this instance (1 in a host function called
+    /// from a top-level call).
+    #[inline]
+    pub fn call_depth(&self) -> u32 {
+        self.caller.data().depth
+    }
+
+    /// Calls the guest function `name` of the same instance (a re-entrant call) with raw
+    /// payload bytes. Nested at most `EngineConfig::max_call_depth` deep. A trap in the
+    /// nested call fails the whole outer call, whatever the host function does next.
+    pub fn call_raw(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
+        call_in(&mut *self.caller, name, input, |out| out.to_vec())
+    }
+
+    /// Typed variant of [`HostContext::call_raw`] (postcard).
+    pub fn call<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        input: &I,
+    ) -> Result<O> {
+        let input = membrane_codec::to_payload(input).map_err(ErrorKind::Serialize)?;
+        let out = self.call_raw(name, &input)?;
+        membrane_codec::from_payload(&out).map_err(|e| ErrorKind::Deserialize(e).into())
+    }
+}
+
+/// A host function after type erasure: request payload in, response payload out.
+type ErasedFn<T> = dyn for<'a, 'c> Fn(&mut HostContext<'a, 'c, T>, &[u8]) -> std::result::Result<Vec<u8>, HostError>
+    + Send
+    + Sync;
+
+enum Registered<T: 'static> {
+    /// Decodes its typed input from guest memory and encodes its output straight into it.
+    Typed(Arc<dyn Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32) -> Result<u64> + Send + Sync>),
+    /// Receives a copy of the request payload, returns the response payload.
+    Raw(Arc<ErasedFn<T>>),
+}
+
+impl<T: 'static> Clone for Registered<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Registered::Typed(f) => Registered::Typed(f.clone()),
+            Registered::Raw(f) => Registered::Raw(f.clone()),
+        }
+    }
+}
+
+/// The host functions offered to modules, by name (import module `membrane_host`).
+///
+/// `T` is the per-instance host state the functions can read and change through their
+/// [`HostContext`].
+///
+/// ```
+/// use membrane_host::{HostError, HostFunctions};
+///
+/// let mut host = HostFunctions::<Vec<String>>::new();
+/// host.register("add", |_ctx, (a, b): (u32, u32)| -> Result<u32, HostError> {
+///     a.checked_add(b).ok_or_else(|| HostError::from("overflow"))
+/// });
+/// host.register("log", |ctx, line: String| -> Result<(), HostError> {
+///     ctx.state_mut().push(line);
+///     Ok(())
+/// });
+/// assert_eq!(host.names().count(), 2);
+/// ```
+pub struct HostFunctions<T: 'static> {
+    functions: Vec<(String, Registered<T>)>,
+}
+
+impl<T: 'static> Default for HostFunctions<T> {
+    fn default() -> Self {
+        HostFunctions {
+            functions: Vec::new(),
+        }
+    }
+}
+
+impl<T: 'static> Clone for HostFunctions<T> {
+    fn clone(&self) -> Self {
+        HostFunctions {
+            functions: self.functions.clone(),
+        }
+    }
+}
+
+impl<T: Send + 'static> HostFunctions<T> {
+    /// No host functions (the intrinsics are always there).
+    pub fn new() -> HostFunctions<T> {
+        HostFunctions::default()
+    }
+
+    /// Registers a typed host function under `name`, replacing any earlier one.
+    ///
+    /// The guest's request payload is deserialized (postcard) as `I`, the closure runs,
+    /// and its `O` is serialized into the response envelope, or its [`HostError`] sent
+    /// as an error envelope.
+    pub fn register<I, O, F>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        F: for<'a, 'c> Fn(&mut HostContext<'a, 'c, T>, I) -> std::result::Result<O, HostError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let typed = move |caller: &mut Caller<'_, StoreData<T>>,
+                          name: &str,
+                          ptr: u32,
+                          len: u32|
+              -> Result<u64> {
+            let decoded: std::result::Result<I, HostError> = {
+                let (memory, _) = handles(caller)?;
+                let request =
+                    guest_region(memory.data(&*caller), ptr, len, "host function request")?;
+                let envelope = Codec::new(caller.data().codec)
+                    .decode(request)
+                    .map_err(|e| Error::bad_envelope("host function request", e))?;
+                let mut scratch = Vec::new();
+                envelope.value(&mut scratch).map_err(|e| {
+                    HostError::new(
+                        ErrorCode::INVALID_INPUT,
+                        format!("request does not deserialize: {e}"),
+                    )
+                })
+            };
+            let result = decoded.and_then(|input| f(&mut HostContext { caller, name }, input));
+            match result {
+                Ok(output) => write_value(caller, &output),
+                Err(e) => write_error(caller, &e),
+            }
+        };
+        self.insert(name, Registered::Typed(Arc::new(typed)))
+    }
+
+    /// Registers a host function that works on raw payload bytes.
+    pub fn register_raw<F>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: for<'a, 'c> Fn(
+                &mut HostContext<'a, 'c, T>,
+                &[u8],
+            ) -> std::result::Result<Vec<u8>, HostError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.insert(name, Registered::Raw(Arc::new(f)))
+    }
+
+    fn insert(&mut self, name: &str, f: Registered<T>) -> &mut Self {
+        self.functions.retain(|(n, _)| n != name);
+        self.functions.push((name.to_string(), f));
+        self
+    }
+
+    /// The registered names.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.functions.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Whether a function of this name is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.functions.iter().any(|(n, _)| n == name)
+    }
+
+    /// Adds the intrinsics and these functions to a linker.
+    pub(crate) fn link(&self, linker: &mut Linker<StoreData<T>>) -> Result<()> {
+        let host = |e: wasmtime::Error| Error::host(format_args!("cannot link: {e:#}"));
+        linker
+            .func_wrap(INTRINSICS_MODULE, CRC32_IMPORT, intrinsic_crc32::<T>)
+            .map_err(host)?;
+        linker
+            .func_wrap(INTRINSICS_MODULE, PANIC_IMPORT, intrinsic_panic::<T>)
+            .map_err(host)?;
+        for (name, f) in &self.functions {
+            let name: Arc<str> = Arc::from(name.as_str());
+            let f = f.clone();
+            linker
+                .func_wrap(
+                    HOST_MODULE,
+                    &name.clone(),
+                    move |mut caller: Caller<'_, StoreData<T>>, ptr: u32, len: u32| {
+                        let result = match &f {
+                            Registered::Typed(f) => f(&mut caller, &name, ptr, len),
+                            Registered::Raw(f) => {
+                                call_raw_host_fn(&mut caller, &name, &**f, ptr, len)
+                            }
+                        };
+                        trap_on_fault(&mut caller, result)
+                    },
+                )
+                .map_err(host)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the linker provides this import.
+pub(crate) fn provides<T: Send + 'static>(
+    host: &HostFunctions<T>,
+    module: &str,
+    name: &str,
+) -> bool {
+    (module == INTRINSICS_MODULE && (name == CRC32_IMPORT || name == PANIC_IMPORT))
+        || (module == HOST_MODULE && host.contains(name))
+}
+
+fn call_raw_host_fn<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    name: &str,
+    f: &ErasedFn<T>,
+    ptr: u32,
+    len: u32,
+) -> Result<u64> {
+    let request = {
+        let (memory, _) = handles(caller)?;
+        let bytes = guest_region(memory.data(&*caller), ptr, len, "host function request")?;
+        let envelope = Codec::new(caller.data().codec)
+            .decode(bytes)
+            .map_err(|e| Error::bad_envelope("host function request", e))?;
+        let mut scratch = Vec::new();
+        envelope
+            .payload(&mut scratch)
+            .map(<[u8]>::to_vec)
+            .map_err(|e| Error::bad_envelope("host function request", e))?
+    };
+    match f(&mut HostContext { caller, name }, &request) {
+        Ok(output) => write_envelope(caller, output.len(), |body| {
+            body.copy_from_slice(&output);
+            Ok(())
+        }),
+        Err(e) => write_error(caller, &e),
+    }
+}
+
+/// Turns a host-detected guest fault into a trap, recording the real error.
+fn trap_on_fault<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    result: Result<u64>,
+) -> wasmtime::Result<u64> {
+    result.map_err(|e| {
+        caller.data_mut().set_fault(e);
+        wasmtime::Error::msg("membrane: the host stopped the guest (see the recorded fault)")
+    })
+}
+
+/// The instance's memory and allocation entry.
+fn handles<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+) -> Result<(wasmtime::Memory, wasmtime::TypedFunc<(u32, u32), u32>)> {
+    match &caller.data().handles {
+        Some(h) => Ok((h.memory, h.alloc.clone())),
+        None => Err(Error::host(
+            "host function called before the instance finished instantiating",
+        )),
+    }
+}
+
+/// Serializes `value` straight into a response envelope in guest memory.
+fn write_value<T: 'static, O: Serialize + ?Sized>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    value: &O,
+) -> Result<u64> {
+    let size = match postcard::experimental::serialized_size(value) {
+        Ok(size) => size,
+        Err(e) => {
+            return write_error(
+                caller,
+                &HostError::new(
+                    ErrorCode::ENCODE_FAILED,
+                    format!("host function output does not serialize: {e}"),
+                ),
+            );
+        }
+    };
+    write_envelope(caller, size, |body| {
+        postcard::to_slice(value, body)
+            .map(drop)
+            .map_err(|e| Error::host(format_args!("host function output does not serialize: {e}")))
+    })
+}
+
+fn write_error<T: 'static>(caller: &mut Caller<'_, StoreData<T>>, e: &HostError) -> Result<u64> {
+    let payload_len = membrane_codec::error_payload_len(&e.message);
+    let (memory, alloc) = handles(caller)?;
+    let total = u32::try_from(HEADER_LEN + payload_len)
+        .map_err(|_| Error::host("host error message too long"))?;
+    let ptr = alloc_in_guest(caller, &alloc, total)?;
+    let mem = memory.data_mut(&mut *caller);
+    let region = guest_region_mut(mem, ptr, total, "host function response")?;
+    Codec::new(membrane_codec::CodecConfig::default())
+        .encode_error_into(region, e.code, &e.message)
+        .map_err(|e| Error::host(format_args!("cannot encode host error: {e}")))?;
+    Ok(pack_ptr_len(ptr, total))
+}
+
+/// Allocates a response envelope of `payload_len` bytes in guest memory, lets `fill`
+/// write the payload, then writes the header with its checksum.
+fn write_envelope<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    payload_len: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> Result<u64> {
+    let (memory, alloc) = handles(caller)?;
+    let len32 = u32::try_from(payload_len)
+        .map_err(|_| Error::host("host function output is larger than an envelope can carry"))?;
+    let total = len32
+        .checked_add(HEADER_LEN as u32)
+        .ok_or_else(|| Error::host("host function output is larger than an envelope can carry"))?;
+    let ptr = alloc_in_guest(caller, &alloc, total)?;
+    let mem = memory.data_mut(&mut *caller);
+    let region = guest_region_mut(mem, ptr, total, "host function response")?;
+    let (head, body) = region.split_at_mut(HEADER_LEN);
+    fill(body)?;
+    let mut header = Header::new(Flags::NONE, len32, 0);
+    header.checksum = envelope_checksum(&Crc32Fast, &header, body);
+    head.copy_from_slice(&header.to_bytes());
+    Ok(pack_ptr_len(ptr, total))
+}
+
+/// Calls the guest's allocation entry for a nested allocation (never resets the arena).
+fn alloc_in_guest<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    alloc: &wasmtime::TypedFunc<(u32, u32), u32>,
+    len: u32,
+) -> Result<u32> {
+    match alloc.call(&mut *caller, (len, 0)) {
+        Ok(0) => Err(crate::instance::alloc_failed(caller.data(), len)),
+        Ok(ptr) => Ok(ptr),
+        Err(e) => Err(crate::instance::classify(
+            caller.as_context_mut().data_mut(),
+            e,
+        )),
+    }
+}
+
+/// `membrane.crc32(state, ptr, len) -> crc`: native-speed CRC-32 over guest memory.
+fn intrinsic_crc32<T: 'static>(
+    mut caller: Caller<'_, StoreData<T>>,
+    state: u32,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<u32> {
+    let result = match &caller.data().handles {
+        Some(h) => {
+            let memory = h.memory;
+            guest_region(memory.data(&caller), ptr, len, "crc32 region").map(|bytes| {
+                use membrane_codec::Checksum;
+                Crc32Fast.update(state, bytes)
+            })
+        }
+        None => Err(Error::host(
+            "crc32 called before the instance finished instantiating",
+        )),
+    };
+    result.map_err(|e| {
+        caller.data_mut().set_fault(e);
+        wasmtime::Error::msg("membrane: the host stopped the guest (see the recorded fault)")
+    })
+}
+
+/// `membrane.panic(ptr, len)`: keeps the guest's panic message for the trap that follows.
+fn intrinsic_panic<T: 'static>(mut caller: Caller<'_, StoreData<T>>, ptr: u32, len: u32) {
+    let message = match &caller.data().handles {
+        Some(h) => {
+            let memory = h.memory;
+            match guest_region(
+                memory.data(&caller),
+                ptr,
+                len.min(MAX_PANIC_MESSAGE as u32),
+                "panic message",
+            ) {
+                Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Err(e) => format!("<unreadable panic message: {e}>"),
+            }
+        }
+        None => "<panic during instantiation>".to_string(),
+    };
+    caller.data_mut().panic = Some(message);
+}

@@ -1,0 +1,484 @@
+//! Instances and calls: the one place where envelopes cross into and out of a guest.
+
+use membrane_codec::{Codec, Flags, max_encoded_len};
+use membrane_types::{ALLOC_EXPORT, MEMORY_EXPORT, unpack_ptr_len};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasmtime::{AsContextMut, Linker, Store, StoreContextMut, TypedFunc, UpdateDeadline};
+
+use crate::error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
+use crate::host_fn::{HostFunctions, provides};
+use crate::module::Module;
+use crate::store::{CancelHandle, Handles, Limits, StoreData, Timer};
+
+/// A module linked with its host functions, ready to make instances quickly (wasmtime's
+/// `InstancePre`: imports are resolved and type-checked once). `Send + Sync` when `T` is
+/// `Send`; cheap to clone.
+pub struct InstancePre<T: 'static> {
+    module: Module,
+    pre: wasmtime::InstancePre<StoreData<T>>,
+}
+
+impl<T: 'static> Clone for InstancePre<T> {
+    fn clone(&self) -> Self {
+        InstancePre {
+            module: self.module.clone(),
+            pre: self.pre.clone(),
+        }
+    }
+}
+
+impl<T: Send + 'static> InstancePre<T> {
+    pub(crate) fn new(module: Module, host: &HostFunctions<T>) -> Result<InstancePre<T>> {
+        let missing: Vec<String> = module
+            .imports()
+            .filter(|(m, n)| !provides(host, m, n))
+            .map(|(m, n)| format!("{m}::{n}"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ErrorKind::MissingImports { imports: missing }.into());
+        }
+        let mut linker = Linker::new(module.engine().wasmtime());
+        host.link(&mut linker)?;
+        let pre = linker.instantiate_pre(module.wasmtime()).map_err(|e| {
+            Error::abi(AbiViolation::WrongExportType {
+                name: "<imports>".into(),
+                expected: "imports with the types the host provides",
+                found: format!("{e:#}"),
+            })
+        })?;
+        Ok(InstancePre { module, pre })
+    }
+
+    /// The module.
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// A new instance with its own memory and host state `state`. The module's start
+    /// function, if any, runs under the call limits (fuel, timeout, memory).
+    pub fn instantiate(&self, state: T) -> Result<Instance<T>> {
+        let engine = self.module.engine();
+        let config = engine.config();
+        let timeout_ticks = match config.timeout {
+            // One tick more than the timeout: the first tick comes anywhere within one
+            // tick of the call's start, so the guest always gets at least `timeout`.
+            Some(t) => (t.as_nanos() / config.epoch_tick.as_nanos())
+                .saturating_add(1)
+                .min(u64::MAX as u128) as u64,
+            None => u64::MAX,
+        };
+        let limits = Limits {
+            max_memory: config.max_memory,
+            max_table_elements: config.max_table_elements,
+            memory_denied: false,
+            table_denied: false,
+        };
+        let mut data = StoreData::new(
+            state,
+            limits,
+            Timer::new(timeout_ticks),
+            config.max_call_depth,
+            config.codec,
+        );
+        data.fuel_limit = config.metering_limit;
+        let mut store = Store::new(engine.wasmtime(), data);
+        store.limiter(|data| &mut data.limits);
+        store.epoch_deadline_callback(|mut ctx| {
+            Ok(if ctx.data_mut().timer.tick() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
+        begin_top_level_call(&mut store)?;
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(store.data_mut(), e))?;
+        let memory = instance
+            .get_memory(&mut store, MEMORY_EXPORT)
+            .ok_or_else(|| {
+                Error::abi(AbiViolation::MissingExport {
+                    name: MEMORY_EXPORT.into(),
+                })
+            })?;
+        let alloc = instance
+            .get_typed_func::<(u32, u32), u32>(&mut store, ALLOC_EXPORT)
+            .map_err(|e| {
+                Error::abi(AbiViolation::WrongExportType {
+                    name: ALLOC_EXPORT.into(),
+                    expected: "(func (param i32 i32) (result i32))",
+                    found: format!("{e:#}"),
+                })
+            })?;
+        let functions = vec![None; self.module.inner().functions.len()];
+        store.data_mut().handles = Some(Handles {
+            instance,
+            memory,
+            alloc,
+            functions,
+            module: self.module.clone(),
+        });
+        Ok(Instance {
+            store,
+            poisoned: None,
+        })
+    }
+
+    /// Calls `name` in a fresh instance made for this call only, then drops it: no
+    /// state survives between calls, and a failing call cannot affect the next.
+    pub fn call_fresh_raw(&self, state: T, name: &str, input: &[u8]) -> Result<Vec<u8>> {
+        self.instantiate(state)?.call_raw(name, input)
+    }
+
+    /// Typed variant of [`InstancePre::call_fresh_raw`] (postcard).
+    pub fn call_fresh<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        state: T,
+        name: &str,
+        input: &I,
+    ) -> Result<O> {
+        self.instantiate(state)?.call(name, input)
+    }
+}
+
+/// An instance of a module: its own linear memory, globals and host state `T`, kept
+/// across calls. Not `Sync`: one call at a time (use one instance per thread, or a
+/// fresh instance per call).
+///
+/// After a call that traps, panics, breaks the ABI or hits a limit, the instance is
+/// *poisoned*: every later call fails with [`ErrorKind::Poisoned`] until
+/// [`Instance::reset`] replaces it with a fresh one. A guest error (an error envelope)
+/// does not poison.
+pub struct Instance<T: 'static> {
+    store: Store<StoreData<T>>,
+    poisoned: Option<String>,
+}
+
+impl<T: Send + 'static> Instance<T> {
+    /// Calls the guest function `name` with raw payload bytes and returns a copy of the
+    /// output payload.
+    pub fn call_raw(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
+        self.call_with(name, input, <[u8]>::to_vec)
+    }
+
+    /// Calls the guest function `name` and hands `read` the output payload where it lies
+    /// in guest memory (no copy; decompressed first if the guest compressed it).
+    pub fn call_with<R>(
+        &mut self,
+        name: &str,
+        input: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        if let Some(reason) = &self.poisoned {
+            return Err(ErrorKind::Poisoned {
+                reason: reason.clone(),
+            }
+            .into());
+        }
+        begin_top_level_call(&mut self.store)?;
+        let result = call_in(&mut self.store, name, input, read);
+        if let Err(e) = &result
+            && e.poisons()
+        {
+            self.poisoned = Some(e.to_string());
+        }
+        result
+    }
+
+    /// Calls the guest function `name` with a serde value and deserializes its output
+    /// (postcard both ways).
+    pub fn call<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        input: &I,
+    ) -> Result<O> {
+        let input = membrane_codec::to_payload(input).map_err(ErrorKind::Serialize)?;
+        self.call_with(name, &input, |out| membrane_codec::from_payload::<O>(out))?
+            .map_err(|e| ErrorKind::Deserialize(e).into())
+    }
+
+    /// The instance's host state.
+    pub fn state(&self) -> &T {
+        &self.store.data().state
+    }
+
+    /// The instance's host state, mutably.
+    pub fn state_mut(&mut self) -> &mut T {
+        &mut self.store.data_mut().state
+    }
+
+    /// A handle that cancels this instance's running call from another thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            flag: self.store.data().timer.cancel.clone(),
+        }
+    }
+
+    /// Whether an earlier failure poisoned the instance.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Current size of the guest's linear memory in bytes.
+    pub fn memory_size(&self) -> usize {
+        match &self.store.data().handles {
+            Some(h) => h.memory.data_size(&self.store),
+            None => 0,
+        }
+    }
+
+    /// Fuel the guest has left in the current (or last) call, if metering is on.
+    pub fn fuel_remaining(&self) -> Option<u64> {
+        self.store.get_fuel().ok()
+    }
+
+    /// The module this is an instance of.
+    pub fn module(&self) -> Option<&Module> {
+        self.store.data().handles.as_ref().map(|h| &h.module)
+    }
+
+    /// Replaces this instance with a fresh instance of the same module, keeping the host
+    /// state (guest state is lost). Clears poisoning.
+    pub fn reset(&mut self, pre: &InstancePre<T>) -> Result<()>
+    where
+        T: Default,
+    {
+        let state = std::mem::take(&mut self.store.data_mut().state);
+        *self = pre.instantiate(state)?;
+        Ok(())
+    }
+
+    /// Consumes the instance, returning its host state.
+    pub fn into_state(self) -> T {
+        self.store.into_data().state
+    }
+}
+
+/// Arms fuel and the timer for a top-level call (or an instantiation).
+fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<()> {
+    store.data_mut().begin_call();
+    if let Some(limit) = store.data().fuel_limit {
+        store
+            .set_fuel(limit)
+            .map_err(|e| Error::host(format_args!("cannot set fuel: {e:#}")))?;
+    }
+    store.set_epoch_deadline(1);
+    Ok(())
+}
+
+/// One call of a guest function, top-level or nested: input envelope in, output out.
+pub(crate) fn call_in<T: 'static, R>(
+    mut store: impl AsContextMut<Data = StoreData<T>>,
+    name: &str,
+    input: &[u8],
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    let mut store = store.as_context_mut();
+    let data = store.data_mut();
+    if data.depth >= data.max_depth {
+        return Err(ErrorKind::Limit(LimitKind::CallDepth {
+            limit: data.max_depth,
+        })
+        .into());
+    }
+    let func = function(&mut store, name)?;
+    let data = store.data_mut();
+    let top_level = data.depth == 0;
+    data.depth += 1;
+    let result = call_func(&mut store, &func, input, top_level, read);
+    store.data_mut().depth -= 1;
+    result
+}
+
+fn call_func<T: 'static, R>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    func: &TypedFunc<(u32, u32), u64>,
+    input: &[u8],
+    top_level: bool,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    let Some(handles) = store.data().handles.as_ref() else {
+        return Err(Error::host("instance is not initialised"));
+    };
+    let (memory, alloc) = (handles.memory, handles.alloc.clone());
+    let codec = Codec::new(store.data().codec);
+    let len = u32::try_from(max_encoded_len(input.len())).map_err(|_| {
+        ErrorKind::Serialize(membrane_codec::EncodeError::PayloadTooLarge { len: input.len() })
+    })?;
+    let ptr = match alloc.call(&mut *store, (len, top_level as u32)) {
+        Ok(0) => return Err(alloc_failed(store.data(), len)),
+        Ok(ptr) => ptr,
+        Err(e) => return Err(classify(store.data_mut(), e)),
+    };
+    let region = guest_region_mut(
+        memory.data_mut(&mut *store),
+        ptr,
+        len,
+        "input envelope from the allocation entry",
+    )?;
+    let written = codec
+        .encode_into(region, input, Flags::NONE)
+        .map_err(ErrorKind::Serialize)? as u32;
+    let packed = func
+        .call(&mut *store, (ptr, written))
+        .map_err(|e| classify(store.data_mut(), e))?;
+    if let Some(fault) = store.data_mut().fault.take() {
+        // A nested call trapped, and the host function that saw it let the guest go on.
+        return Err(fault);
+    }
+    let (out_ptr, out_len) = unpack_ptr_len(packed);
+    let bytes = guest_region(memory.data(&*store), out_ptr, out_len, "output envelope")?;
+    let envelope = codec
+        .decode(bytes)
+        .map_err(|e| Error::bad_envelope("output envelope", e))?;
+    let mut scratch = Vec::new();
+    if let Some(error) = envelope.error(&mut scratch) {
+        let error = error.map_err(|e| Error::bad_envelope("error envelope", e))?;
+        return Err(ErrorKind::Guest {
+            code: error.code,
+            message: error.message.to_string(),
+        }
+        .into());
+    }
+    let payload = envelope
+        .payload(&mut scratch)
+        .map_err(|e| Error::bad_envelope("output envelope", e))?;
+    Ok(read(payload))
+}
+
+/// The typed guest function `name`, resolved once per instance.
+fn function<T: 'static>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    name: &str,
+) -> Result<TypedFunc<(u32, u32), u64>> {
+    let Some(handles) = store.data().handles.as_ref() else {
+        return Err(Error::host("instance is not initialised"));
+    };
+    let Some(index) = handles.module.function_index(name) else {
+        return Err(ErrorKind::UnknownFunction {
+            name: name.to_string(),
+        }
+        .into());
+    };
+    if let Some(Some(func)) = handles.functions.get(index) {
+        return Ok(func.clone());
+    }
+    let export = &handles.module.inner().functions[index];
+    if let Err(found) = &export.signature {
+        return Err(Error::abi(AbiViolation::WrongExportType {
+            name: name.to_string(),
+            expected: crate::module::FUNCTION_SIGNATURE,
+            found: found.clone(),
+        }));
+    }
+    let (instance, module_export) = (handles.instance, export.export);
+    let func = instance
+        .get_module_export(&mut *store, &module_export)
+        .and_then(wasmtime::Extern::into_func)
+        .ok_or_else(|| Error::host(format_args!("export `{name}` vanished from its instance")))?
+        .typed::<(u32, u32), u64>(&*store)
+        .map_err(|e| Error::host(format_args!("export `{name}`: {e:#}")))?;
+    if let Some(handles) = store.data_mut().handles.as_mut() {
+        handles.functions[index] = Some(func.clone());
+    }
+    Ok(func)
+}
+
+/// The error for an allocation entry that returned 0.
+#[cold]
+pub(crate) fn alloc_failed<T>(data: &StoreData<T>, len: u32) -> Error {
+    if data.limits.memory_denied {
+        ErrorKind::Limit(LimitKind::Memory {
+            limit: data.limits.max_memory,
+        })
+        .into()
+    } else {
+        Error::abi(AbiViolation::AllocFailed { len })
+    }
+}
+
+/// Bounds-checked view of `[ptr, ptr + len)` in guest memory.
+#[inline]
+pub(crate) fn guest_region<'m>(
+    memory: &'m [u8],
+    ptr: u32,
+    len: u32,
+    what: &'static str,
+) -> Result<&'m [u8]> {
+    let start = ptr as usize;
+    match start.checked_add(len as usize) {
+        Some(end) if end <= memory.len() => Ok(&memory[start..end]),
+        _ => Err(Error::bad_pointer(what, ptr, len, memory.len())),
+    }
+}
+
+/// Bounds-checked mutable view of `[ptr, ptr + len)` in guest memory.
+#[inline]
+pub(crate) fn guest_region_mut<'m>(
+    memory: &'m mut [u8],
+    ptr: u32,
+    len: u32,
+    what: &'static str,
+) -> Result<&'m mut [u8]> {
+    let memory_len = memory.len();
+    let start = ptr as usize;
+    match start.checked_add(len as usize) {
+        Some(end) if end <= memory_len => Ok(&mut memory[start..end]),
+        _ => Err(Error::bad_pointer(what, ptr, len, memory_len)),
+    }
+}
+
+/// Turns the error of a wasm call into a membrane error, using what the store saw.
+#[cold]
+pub(crate) fn classify<T>(data: &mut StoreData<T>, e: wasmtime::Error) -> Error {
+    if let Some(fault) = data.fault.take() {
+        return fault;
+    }
+    if let Some(kind) = data.timer.fired.take() {
+        return ErrorKind::Trap(kind).into();
+    }
+    let trap = e.downcast_ref::<wasmtime::Trap>().copied();
+    let kind = match trap {
+        Some(wasmtime::Trap::OutOfFuel) => Some(TrapKind::OutOfFuel),
+        Some(wasmtime::Trap::StackOverflow) => Some(TrapKind::StackOverflow),
+        Some(wasmtime::Trap::Interrupt) => Some(TrapKind::Timeout),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        return ErrorKind::Trap(kind).into();
+    }
+    if data.limits.memory_denied {
+        return ErrorKind::Limit(LimitKind::Memory {
+            limit: data.limits.max_memory,
+        })
+        .into();
+    }
+    if data.limits.table_denied {
+        return ErrorKind::Limit(LimitKind::Table {
+            limit: data.limits.max_table_elements,
+        })
+        .into();
+    }
+    if let Some(message) = data.panic.take() {
+        return ErrorKind::Panic { message }.into();
+    }
+    use wasmtime::Trap as W;
+    let kind = match trap {
+        Some(W::MemoryOutOfBounds | W::HeapMisaligned) => TrapKind::MemoryOutOfBounds,
+        Some(W::UnreachableCodeReached) => TrapKind::Unreachable,
+        Some(W::IntegerOverflow) => TrapKind::Arithmetic("integer overflow"),
+        Some(W::IntegerDivisionByZero) => TrapKind::Arithmetic("integer division by zero"),
+        Some(W::BadConversionToInteger) => TrapKind::Arithmetic("invalid conversion to integer"),
+        Some(W::TableOutOfBounds) => TrapKind::IndirectCall("table index out of bounds"),
+        Some(W::IndirectCallToNull) => TrapKind::IndirectCall("uninitialized table element"),
+        Some(W::BadSignature) => TrapKind::IndirectCall("signature mismatch"),
+        Some(other) => TrapKind::Other(other.to_string()),
+        None if e.is::<wasmtime::PoolConcurrencyLimitError>() => {
+            return ErrorKind::Limit(LimitKind::Instances).into();
+        }
+        None => return Error::host(format_args!("{e:#}")),
+    };
+    ErrorKind::Trap(kind).into()
+}

@@ -1,0 +1,234 @@
+//! Compiled modules: the ABI check at load time, the function table, linking.
+
+use std::sync::Arc;
+
+use membrane_types::{
+    ABI_VERSION, ABI_VERSION_EXPORT_PREFIX, ALLOC_EXPORT, MEMORY_EXPORT, RESERVED_EXPORT_PREFIX,
+};
+use wasmtime::{ExternType, FuncType, ValType};
+
+use crate::engine::Engine;
+use crate::error::{AbiViolation, Error, Result};
+use crate::host_fn::HostFunctions;
+use crate::instance::InstancePre;
+
+/// A compiled membrane module whose ABI has been checked. Cheap to clone, `Send + Sync`.
+///
+/// Instantiate it through [`Module::prepare`], which links the host functions once and
+/// returns an [`InstancePre`] that makes instances quickly.
+#[derive(Clone)]
+pub struct Module {
+    inner: Arc<ModuleInner>,
+}
+
+pub(crate) struct ModuleInner {
+    pub(crate) engine: Engine,
+    pub(crate) module: wasmtime::Module,
+    pub(crate) functions: Vec<FunctionExport>,
+    size: usize,
+}
+
+/// An export that looks like a guest function (a non-reserved function export).
+pub(crate) struct FunctionExport {
+    pub(crate) name: String,
+    pub(crate) export: wasmtime::ModuleExport,
+    /// `Err(found type)` when the signature is not `(i32, i32) -> i64`.
+    pub(crate) signature: std::result::Result<(), String>,
+}
+
+/// The ABI signature of guest functions.
+pub(crate) const FUNCTION_SIGNATURE: &str = "(func (param i32 i32) (result i64))";
+/// The ABI signature of the allocation entry.
+const ALLOC_SIGNATURE: &str = "(func (param i32 i32) (result i32))";
+
+fn has_signature(
+    ty: &FuncType,
+    params: &[fn(&ValType) -> bool],
+    results: &[fn(&ValType) -> bool],
+) -> bool {
+    ty.params().len() == params.len()
+        && ty.results().len() == results.len()
+        && ty.params().zip(params).all(|(p, ok)| ok(&p))
+        && ty.results().zip(results).all(|(r, ok)| ok(&r))
+}
+
+fn is_i32(t: &ValType) -> bool {
+    matches!(t, ValType::I32)
+}
+
+fn is_i64(t: &ValType) -> bool {
+    matches!(t, ValType::I64)
+}
+
+/// The ABI version a module declares, from the name of its version export.
+fn declared_abi_version(module: &wasmtime::Module) -> Result<u32> {
+    let mut declared = None;
+    for export in module.exports() {
+        if let Some(version) = export.name().strip_prefix(ABI_VERSION_EXPORT_PREFIX) {
+            let version: u32 = version.parse().map_err(|_| {
+                Error::abi(AbiViolation::WrongExportType {
+                    name: export.name().to_string(),
+                    expected: "`__membrane_abi_v` followed by a decimal version",
+                    found: "a name without a version number".to_string(),
+                })
+            })?;
+            if declared.is_some_and(|d| d != version) {
+                return Err(Error::abi(AbiViolation::WrongExportType {
+                    name: export.name().to_string(),
+                    expected: "one abi version export",
+                    found: "several with different versions".to_string(),
+                }));
+            }
+            declared = Some(version);
+        }
+    }
+    declared.ok_or_else(|| Error::abi(AbiViolation::NotMembrane))
+}
+
+impl Module {
+    /// Checks the ABI of a compiled module and indexes its functions.
+    pub(crate) fn new(engine: Engine, module: wasmtime::Module, size: usize) -> Result<Module> {
+        let version = declared_abi_version(&module)?;
+        if version != ABI_VERSION {
+            return Err(Error::abi(AbiViolation::VersionMismatch {
+                module: version,
+                host: ABI_VERSION,
+            }));
+        }
+        match module.get_export(MEMORY_EXPORT) {
+            Some(ExternType::Memory(m)) if !m.is_64() && !m.is_shared() => {}
+            Some(other) => {
+                return Err(Error::abi(AbiViolation::WrongExportType {
+                    name: MEMORY_EXPORT.into(),
+                    expected: "a 32-bit unshared memory",
+                    found: format!("{other:?}"),
+                }));
+            }
+            None => {
+                return Err(Error::abi(AbiViolation::MissingExport {
+                    name: MEMORY_EXPORT.into(),
+                }));
+            }
+        }
+        match module.get_export(ALLOC_EXPORT) {
+            Some(ExternType::Func(f)) if has_signature(&f, &[is_i32, is_i32], &[is_i32]) => {}
+            Some(other) => {
+                return Err(Error::abi(AbiViolation::WrongExportType {
+                    name: ALLOC_EXPORT.into(),
+                    expected: ALLOC_SIGNATURE,
+                    found: describe(&other),
+                }));
+            }
+            None => {
+                return Err(Error::abi(AbiViolation::MissingExport {
+                    name: ALLOC_EXPORT.into(),
+                }));
+            }
+        }
+        let mut functions = Vec::new();
+        for export in module.exports() {
+            let ExternType::Func(ty) = export.ty() else {
+                continue;
+            };
+            if export.name().starts_with(RESERVED_EXPORT_PREFIX) {
+                continue;
+            }
+            let signature = if has_signature(&ty, &[is_i32, is_i32], &[is_i64]) {
+                Ok(())
+            } else {
+                Err(ty.to_string())
+            };
+            let Some(index) = module.get_export_index(export.name()) else {
+                continue;
+            };
+            functions.push(FunctionExport {
+                name: export.name().to_string(),
+                export: index,
+                signature,
+            });
+        }
+        Ok(Module {
+            inner: Arc::new(ModuleInner {
+                engine,
+                module,
+                functions,
+                size,
+            }),
+        })
+    }
+
+    /// The engine the module was compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The names of the functions a host can call (exports with the ABI signature).
+    pub fn functions(&self) -> impl Iterator<Item = &str> + '_ {
+        self.inner
+            .functions
+            .iter()
+            .filter(|f| f.signature.is_ok())
+            .map(|f| f.name.as_str())
+    }
+
+    /// Every import as `(module, name)`.
+    pub fn imports(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.inner.module.imports().map(|i| (i.module(), i.name()))
+    }
+
+    /// Every export as `(name, type)`, reserved ones included.
+    pub fn exports(&self) -> impl Iterator<Item = (&str, String)> + '_ {
+        self.inner
+            .module
+            .exports()
+            .map(|e| (e.name(), describe(&e.ty())))
+    }
+
+    /// Size of the wasm bytes the module was loaded from.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// The underlying wasmtime module.
+    pub fn wasmtime(&self) -> &wasmtime::Module {
+        &self.inner.module
+    }
+
+    /// Links `host` functions (and the ABI intrinsics) to this module once, and returns
+    /// a pre-linked [`InstancePre`] that makes instances of it. Fails, naming each of
+    /// them, if the module imports anything the host does not provide.
+    pub fn prepare<T: Send + 'static>(&self, host: &HostFunctions<T>) -> Result<InstancePre<T>> {
+        InstancePre::new(self.clone(), host)
+    }
+
+    /// Index of the function `name` in the function table.
+    #[inline]
+    pub(crate) fn function_index(&self, name: &str) -> Option<usize> {
+        self.inner.functions.iter().position(|f| f.name == name)
+    }
+
+    #[inline]
+    pub(crate) fn inner(&self) -> &ModuleInner {
+        &self.inner
+    }
+}
+
+/// A short text for an extern type.
+pub(crate) fn describe(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(f) => f.to_string(),
+        ExternType::Memory(m) => format!("memory ({} pages minimum)", m.minimum()),
+        ExternType::Table(t) => format!("table ({} elements minimum)", t.minimum()),
+        ExternType::Global(g) => format!("global {}", g.content()),
+        ExternType::Tag(_) => "tag".to_string(),
+    }
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("size", &self.inner.size)
+            .field("functions", &self.functions().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of membrane-host on the real guest examples (one binary, a module
+//! per topic). The guests are built by `cargo xtask build-guests` (the README's test
+//! command `cargo xtask test` does it first).
+
+mod calls;
+mod support;

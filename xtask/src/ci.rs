@@ -1,0 +1,52 @@
+//! `cargo xtask ci`: exactly what `.ci/run` checks.
+
+use crate::{guests, run};
+
+pub(crate) fn run() -> Result<(), String> {
+    guests::ensure_wasm_target()?;
+    run::cargo(&["fmt", "--all", "--check"])?;
+    run::cargo(&[
+        "fmt",
+        "--check",
+        "--manifest-path",
+        "guest-examples/Cargo.toml",
+    ])?;
+    run::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    run::cargo(&[
+        "clippy",
+        "--manifest-path",
+        "guest-examples/Cargo.toml",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--target-dir",
+        "target/guest-build",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    // The README's test command, as written there.
+    run::cargo(&["xtask", "test"])?;
+    for krate in ["membrane-types", "membrane-codec", "membrane-guest"] {
+        run::cargo(&[
+            "build",
+            "-p",
+            krate,
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-default-features",
+        ])?;
+    }
+    run::cargo_env(
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    run::cargo(&["bench", "--workspace", "--no-run"])?;
+    Ok(())
+}
