@@ -7,6 +7,7 @@ pub(crate) fn run() -> Result<(), String> {
     run::cargo(&["fmt", "--all", "--check"])?;
     run::cargo(&[
         "fmt",
+        "--all",
         "--check",
         "--manifest-path",
         "guest-examples/Cargo.toml",
