@@ -482,3 +482,19 @@ pub(crate) fn classify<T>(data: &mut StoreData<T>, e: wasmtime::Error) -> Error 
     };
     ErrorKind::Trap(kind).into()
 }
+
+impl<T: 'static> std::fmt::Debug for InstancePre<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstancePre")
+            .field("module", &self.module)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: 'static> std::fmt::Debug for Instance<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}

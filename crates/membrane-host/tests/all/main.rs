@@ -2,5 +2,8 @@
 //! per topic). The guests are built by `cargo xtask build-guests` (the README's test
 //! command `cargo xtask test` does it first).
 
+mod abi;
 mod calls;
+mod host_fns;
+mod limits;
 mod support;

@@ -1,0 +1,149 @@
+//! Host functions: typed closures, host state, failures, re-entrant calls.
+
+use membrane_host::{ErrorCode, ErrorKind, HostError, HostFunctions, Instance};
+
+use crate::support::module;
+
+/// Host state of these tests: what the guest logged, and how often `add` ran.
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+    adds: u32,
+}
+
+fn host_functions() -> HostFunctions<Log> {
+    let mut host = HostFunctions::<Log>::new();
+    host.register("add", |ctx, (a, b): (u32, u32)| -> Result<u32, HostError> {
+        ctx.state_mut().adds += 1;
+        a.checked_add(b)
+            .ok_or_else(|| HostError::new(2001u32, format!("{a} + {b} overflows")))
+    })
+    .register("log_line", |ctx, line: String| -> Result<(), HostError> {
+        ctx.state_mut().lines.push(line);
+        Ok(())
+    })
+    .register(
+        "always_fails",
+        |ctx, input: String| -> Result<(), HostError> {
+            Err(HostError::new(
+                2002u32,
+                format!("{} refuses {input:?}", ctx.function()),
+            ))
+        },
+    )
+    .register("call_back", |ctx, n: u32| -> Result<u32, HostError> {
+        // Re-enter the same instance.
+        Ok(ctx.call::<_, u32>("double", &n)? + 1)
+    });
+    host
+}
+
+fn host_fns_instance() -> Instance<Log> {
+    module("host-fns")
+        .prepare(&host_functions())
+        .unwrap()
+        .instantiate(Log::default())
+        .unwrap()
+}
+
+#[test]
+fn typed_host_function_with_state() {
+    let mut guest = host_fns_instance();
+    assert_eq!(
+        guest
+            .call::<_, u32>("sum_via_host", &(40u32, 2u32))
+            .unwrap(),
+        42
+    );
+    assert_eq!(
+        guest
+            .call::<_, u32>("sum_list", &vec![1u32, 2, 3, 4])
+            .unwrap(),
+        10
+    );
+    assert_eq!(guest.state().adds, 5);
+    let lines = vec!["first".to_string(), "second".to_string()];
+    assert_eq!(guest.call::<_, u32>("log_all", &lines).unwrap(), 2);
+    assert_eq!(guest.state().lines, lines);
+}
+
+#[test]
+fn host_function_errors_reach_the_guest_as_error_envelopes() {
+    let mut guest = host_fns_instance();
+    // The guest sees the host's code and message and can handle them ...
+    let seen: String = guest.call("try_failing", "x").unwrap();
+    assert_eq!(seen, "code 2002: always_fails refuses \"x\"");
+    // ... or pass them on, in which case the host sees them as the guest's error.
+    let err = guest.call::<_, ()>("propagate_failure", "y").unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Guest { code, message } if *code == ErrorCode(2002) && message.contains("refuses \"y\"")),
+        "{err:?}"
+    );
+    // Overflow inside `add` is a host error too, not a host panic.
+    let err = guest
+        .call::<_, u32>("sum_via_host", &(u32::MAX, 1u32))
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Guest { code, .. } if *code == ErrorCode(2001)),
+        "{err:?}"
+    );
+    assert!(!guest.is_poisoned());
+    assert_eq!(
+        guest.call::<_, u32>("sum_via_host", &(1u32, 1u32)).unwrap(),
+        2
+    );
+}
+
+#[test]
+fn reentrant_call_into_the_same_instance() {
+    let mut guest = host_fns_instance();
+    // reenter(n) -> host call_back(n) -> guest double(n) -> host adds 1.
+    assert_eq!(guest.call::<_, u32>("reenter", &20u32).unwrap(), 41);
+    // The arena was not reset under the outer call: a second round works the same.
+    assert_eq!(guest.call::<_, u32>("reenter", &1u32).unwrap(), 3);
+}
+
+#[test]
+fn reentrancy_is_bounded_by_max_call_depth() {
+    let mut host = host_functions();
+    // `call_back` re-enters `reenter` itself: an endless chain guest -> host -> guest.
+    host.register("call_back", |ctx, n: u32| -> Result<u32, HostError> {
+        Ok(ctx.call::<_, u32>("reenter", &n)?)
+    });
+    let mut guest = module("host-fns")
+        .prepare(&host)
+        .unwrap()
+        .instantiate(Log::default())
+        .unwrap();
+    let err = guest.call::<_, u32>("reenter", &1u32).unwrap_err();
+    // The innermost failure is the depth limit; it travels out as an error envelope
+    // through every level, so the outermost caller sees a guest error carrying it.
+    let text = err.to_string();
+    assert!(text.contains("calls nested more than 16 deep"), "{text}");
+    assert!(matches!(err.kind(), ErrorKind::Guest { .. }), "{err:?}");
+}
+
+#[test]
+fn missing_host_functions_are_named() {
+    let mut host = HostFunctions::<Log>::new();
+    host.register(
+        "add",
+        |_ctx, (a, b): (u32, u32)| -> Result<u32, HostError> { Ok(a + b) },
+    );
+    let err = module("host-fns").prepare(&host).unwrap_err();
+    match err.kind() {
+        ErrorKind::MissingImports { imports } => {
+            let mut imports = imports.clone();
+            imports.sort();
+            assert_eq!(
+                imports,
+                [
+                    "membrane_host::always_fails",
+                    "membrane_host::call_back",
+                    "membrane_host::log_line"
+                ]
+            );
+        }
+        other => panic!("expected missing imports, got {other:?}"),
+    }
+}
