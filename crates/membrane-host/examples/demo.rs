@@ -58,8 +58,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let order = Order {
         id: 1,
         items: vec![
-            Item { name: "pear", unit_cents: 150, quantity: 4 },
-            Item { name: "apple", unit_cents: 99, quantity: 10 },
+            Item {
+                name: "pear",
+                unit_cents: 150,
+                quantity: 4,
+            },
+            Item {
+                name: "apple",
+                unit_cents: 99,
+                quantity: 10,
+            },
         ],
         discount_percent: Some(10),
     };
@@ -78,12 +86,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ctx.state_mut().push(format!("log: {line}"));
         Ok(())
     })
-    .register("always_fails", |_ctx, _: String| -> Result<(), HostError> { Err("the host says no".into()) })
-    .register("call_back", |ctx, n: u32| -> Result<u32, HostError> { Ok(ctx.call::<_, u32>("double", &n)?) });
+    .register("always_fails", |_ctx, _: String| -> Result<(), HostError> {
+        Err("the host says no".into())
+    })
+    .register("call_back", |ctx, n: u32| -> Result<u32, HostError> {
+        Ok(ctx.call::<_, u32>("double", &n)?)
+    });
     let host_fns = engine.load_file(dir.join("host_fns.wasm"))?;
     let mut guest = host_fns.prepare(&host)?.instantiate(Vec::new())?;
     let sum: u32 = guest.call("sum_list", &vec![1u32, 2, 3])?;
-    println!("3. host add        -> sum_list([1, 2, 3]) = {sum}; host saw {:?}", guest.state());
+    println!(
+        "3. host add        -> sum_list([1, 2, 3]) = {sum}; host saw {:?}",
+        guest.state()
+    );
     let seen: String = guest.call("try_failing", "please")?;
     println!("   failing host fn -> the guest received \"{seen}\"");
 
@@ -102,13 +117,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let panics = engine.load_file(dir.join("panics.wasm"))?;
     let mut panics = panics.prepare(&HostFunctions::new())?.instantiate(())?;
     let err = panics.call::<_, ()>("boom", "demo").unwrap_err();
-    println!("   guest panic     -> {}", err.to_string().replace('\n', " "));
+    println!(
+        "   guest panic     -> {}",
+        err.to_string().replace('\n', " ")
+    );
     let deep = engine.load_file(dir.join("deep.wasm"))?;
     let mut deep = deep.prepare(&HostFunctions::new())?.instantiate(())?;
     let err = deep.call::<_, u64>("deep", &0u64).unwrap_err();
     println!("   recursion       -> {err}");
 
     let out = echo.call_raw("echo", b"still alive")?;
-    println!("\nand the host is fine: echo -> {:?}", String::from_utf8_lossy(&out));
+    println!(
+        "\nand the host is fine: echo -> {:?}",
+        String::from_utf8_lossy(&out)
+    );
     Ok(())
 }

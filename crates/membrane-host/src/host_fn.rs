@@ -14,7 +14,7 @@ use wasmtime::{AsContextMut, Caller, Linker};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::instance::{call_in, guest_region, guest_region_mut};
-use crate::store::StoreData;
+use crate::store::{Handles, StoreData};
 
 /// The error a host function returns; the guest receives it as an error envelope
 /// (its wrapper returns `Err` with this code and message).
@@ -102,7 +102,10 @@ impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
     /// payload bytes. Nested at most `EngineConfig::max_call_depth` deep. A trap in the
     /// nested call fails the whole outer call, whatever the host function does next.
     pub fn call_raw(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
-        call_in(&mut *self.caller, name, input, |out| out.to_vec())
+        let Some(handles) = self.caller.data().handles.clone() else {
+            return Err(Error::host("instance is not initialised"));
+        };
+        call_in(&mut *self.caller, &handles, name, input, |out| out.to_vec())
     }
 
     /// Typed variant of [`HostContext::call_raw`] (postcard).
@@ -202,7 +205,7 @@ impl<T: Send + 'static> HostFunctions<T> {
                           len: u32|
               -> Result<u64> {
             let decoded: std::result::Result<I, HostError> = {
-                let (memory, _) = handles(caller)?;
+                let memory = handles(caller)?.memory;
                 let request =
                     guest_region(memory.data(&*caller), ptr, len, "host function request")?;
                 let envelope = Codec::new(caller.data().codec)
@@ -305,7 +308,7 @@ fn call_raw_host_fn<T: 'static>(
     len: u32,
 ) -> Result<u64> {
     let request = {
-        let (memory, _) = handles(caller)?;
+        let memory = handles(caller)?.memory;
         let bytes = guest_region(memory.data(&*caller), ptr, len, "host function request")?;
         let envelope = Codec::new(caller.data().codec)
             .decode(bytes)
@@ -337,11 +340,9 @@ fn trap_on_fault<T: 'static>(
 }
 
 /// The instance's memory and allocation entry.
-fn handles<T: 'static>(
-    caller: &mut Caller<'_, StoreData<T>>,
-) -> Result<(wasmtime::Memory, wasmtime::TypedFunc<(u32, u32), u32>)> {
+fn handles<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<Arc<Handles>> {
     match &caller.data().handles {
-        Some(h) => Ok((h.memory, h.alloc.clone())),
+        Some(h) => Ok(h.clone()),
         None => Err(Error::host(
             "host function called before the instance finished instantiating",
         )),
@@ -374,11 +375,11 @@ fn write_value<T: 'static, O: Serialize + ?Sized>(
 
 fn write_error<T: 'static>(caller: &mut Caller<'_, StoreData<T>>, e: &HostError) -> Result<u64> {
     let payload_len = membrane_codec::error_payload_len(&e.message);
-    let (memory, alloc) = handles(caller)?;
+    let handles = handles(caller)?;
     let total = u32::try_from(HEADER_LEN + payload_len)
         .map_err(|_| Error::host("host error message too long"))?;
-    let ptr = alloc_in_guest(caller, &alloc, total)?;
-    let mem = memory.data_mut(&mut *caller);
+    let ptr = alloc_in_guest(caller, &handles.alloc, total)?;
+    let mem = handles.memory.data_mut(&mut *caller);
     let region = guest_region_mut(mem, ptr, total, "host function response")?;
     Codec::new(membrane_codec::CodecConfig::default())
         .encode_error_into(region, e.code, &e.message)
@@ -393,14 +394,14 @@ fn write_envelope<T: 'static>(
     payload_len: usize,
     fill: impl FnOnce(&mut [u8]) -> Result<()>,
 ) -> Result<u64> {
-    let (memory, alloc) = handles(caller)?;
+    let handles = handles(caller)?;
     let len32 = u32::try_from(payload_len)
         .map_err(|_| Error::host("host function output is larger than an envelope can carry"))?;
     let total = len32
         .checked_add(HEADER_LEN as u32)
         .ok_or_else(|| Error::host("host function output is larger than an envelope can carry"))?;
-    let ptr = alloc_in_guest(caller, &alloc, total)?;
-    let mem = memory.data_mut(&mut *caller);
+    let ptr = alloc_in_guest(caller, &handles.alloc, total)?;
+    let mem = handles.memory.data_mut(&mut *caller);
     let region = guest_region_mut(mem, ptr, total, "host function response")?;
     let (head, body) = region.split_at_mut(HEADER_LEN);
     fill(body)?;

@@ -4,6 +4,8 @@ use membrane_codec::{Codec, Flags, max_encoded_len};
 use membrane_types::{ALLOC_EXPORT, MEMORY_EXPORT, unpack_ptr_len};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::{Arc, OnceLock};
+
 use wasmtime::{AsContextMut, Linker, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
 use crate::error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
@@ -112,16 +114,20 @@ impl<T: Send + 'static> InstancePre<T> {
                     found: format!("{e:#}"),
                 })
             })?;
-        let functions = vec![None; self.module.inner().functions.len()];
-        store.data_mut().handles = Some(Handles {
+        let functions = (0..self.module.inner().functions.len())
+            .map(|_| OnceLock::new())
+            .collect();
+        let handles = Arc::new(Handles {
             instance,
             memory,
             alloc,
             functions,
             module: self.module.clone(),
         });
+        store.data_mut().handles = Some(handles.clone());
         Ok(Instance {
             store,
+            handles,
             poisoned: None,
         })
     }
@@ -153,6 +159,7 @@ impl<T: Send + 'static> InstancePre<T> {
 /// does not poison.
 pub struct Instance<T: 'static> {
     store: Store<StoreData<T>>,
+    handles: Arc<Handles>,
     poisoned: Option<String>,
 }
 
@@ -178,7 +185,7 @@ impl<T: Send + 'static> Instance<T> {
             .into());
         }
         begin_top_level_call(&mut self.store)?;
-        let result = call_in(&mut self.store, name, input, read);
+        let result = call_in(&mut self.store, &self.handles, name, input, read);
         if let Err(e) = &result
             && e.poisons()
         {
@@ -223,10 +230,7 @@ impl<T: Send + 'static> Instance<T> {
 
     /// Current size of the guest's linear memory in bytes.
     pub fn memory_size(&self) -> usize {
-        match &self.store.data().handles {
-            Some(h) => h.memory.data_size(&self.store),
-            None => 0,
-        }
+        self.handles.memory.data_size(&self.store)
     }
 
     /// Fuel the guest has left in the current (or last) call, if metering is on.
@@ -235,8 +239,8 @@ impl<T: Send + 'static> Instance<T> {
     }
 
     /// The module this is an instance of.
-    pub fn module(&self) -> Option<&Module> {
-        self.store.data().handles.as_ref().map(|h| &h.module)
+    pub fn module(&self) -> &Module {
+        &self.handles.module
     }
 
     /// Replaces this instance with a fresh instance of the same module, keeping the host
@@ -271,6 +275,7 @@ fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<(
 /// One call of a guest function, top-level or nested: input envelope in, output out.
 pub(crate) fn call_in<T: 'static, R>(
     mut store: impl AsContextMut<Data = StoreData<T>>,
+    handles: &Handles,
     name: &str,
     input: &[u8],
     read: impl FnOnce(&[u8]) -> R,
@@ -283,26 +288,24 @@ pub(crate) fn call_in<T: 'static, R>(
         })
         .into());
     }
-    let func = function(&mut store, name)?;
+    let func = function(&mut store, handles, name)?;
     let data = store.data_mut();
     let top_level = data.depth == 0;
     data.depth += 1;
-    let result = call_func(&mut store, &func, input, top_level, read);
+    let result = call_func(&mut store, handles, func, input, top_level, read);
     store.data_mut().depth -= 1;
     result
 }
 
 fn call_func<T: 'static, R>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
+    handles: &Handles,
     func: &TypedFunc<(u32, u32), u64>,
     input: &[u8],
     top_level: bool,
     read: impl FnOnce(&[u8]) -> R,
 ) -> Result<R> {
-    let Some(handles) = store.data().handles.as_ref() else {
-        return Err(Error::host("instance is not initialised"));
-    };
-    let (memory, alloc) = (handles.memory, handles.alloc.clone());
+    let (memory, alloc) = (handles.memory, &handles.alloc);
     let codec = Codec::new(store.data().codec);
     let len = u32::try_from(max_encoded_len(input.len())).map_err(|_| {
         ErrorKind::Serialize(membrane_codec::EncodeError::PayloadTooLarge { len: input.len() })
@@ -349,21 +352,20 @@ fn call_func<T: 'static, R>(
 }
 
 /// The typed guest function `name`, resolved once per instance.
-fn function<T: 'static>(
+fn function<'h, T: 'static>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
+    handles: &'h Handles,
     name: &str,
-) -> Result<TypedFunc<(u32, u32), u64>> {
-    let Some(handles) = store.data().handles.as_ref() else {
-        return Err(Error::host("instance is not initialised"));
-    };
+) -> Result<&'h TypedFunc<(u32, u32), u64>> {
     let Some(index) = handles.module.function_index(name) else {
         return Err(ErrorKind::UnknownFunction {
             name: name.to_string(),
         }
         .into());
     };
-    if let Some(Some(func)) = handles.functions.get(index) {
-        return Ok(func.clone());
+    let slot = &handles.functions[index];
+    if let Some(func) = slot.get() {
+        return Ok(func);
     }
     let export = &handles.module.inner().functions[index];
     if let Err(found) = &export.signature {
@@ -373,17 +375,14 @@ fn function<T: 'static>(
             found: found.clone(),
         }));
     }
-    let (instance, module_export) = (handles.instance, export.export);
-    let func = instance
-        .get_module_export(&mut *store, &module_export)
+    let func = handles
+        .instance
+        .get_module_export(&mut *store, &export.export)
         .and_then(wasmtime::Extern::into_func)
         .ok_or_else(|| Error::host(format_args!("export `{name}` vanished from its instance")))?
         .typed::<(u32, u32), u64>(&*store)
         .map_err(|e| Error::host(format_args!("export `{name}`: {e:#}")))?;
-    if let Some(handles) = store.data_mut().handles.as_mut() {
-        handles.functions[index] = Some(func.clone());
-    }
-    Ok(func)
+    Ok(slot.get_or_init(|| func))
 }
 
 /// The error for an allocation entry that returned 0.

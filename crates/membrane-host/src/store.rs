@@ -17,8 +17,9 @@ pub(crate) struct StoreData<T> {
     /// A fault detected by the host inside an intrinsic or host function (a bad
     /// pointer, a bad envelope, a nested call that trapped): the call's real error.
     pub(crate) fault: Option<Error>,
-    /// The instance's exports, once instantiated.
-    pub(crate) handles: Option<Handles>,
+    /// The instance's exports, once instantiated (shared with the `Instance`, so a
+    /// call borrows them while the store is borrowed mutably).
+    pub(crate) handles: Option<Arc<Handles>>,
     /// Calls currently running in this store (0 between calls).
     pub(crate) depth: u32,
     pub(crate) max_depth: u32,
@@ -34,8 +35,8 @@ pub(crate) struct Handles {
     pub(crate) memory: Memory,
     pub(crate) alloc: TypedFunc<(u32, u32), u32>,
     /// Typed guest functions, by index in the module's function table, resolved on
-    /// first use.
-    pub(crate) functions: Vec<Option<TypedFunc<(u32, u32), u64>>>,
+    /// first use. (A `TypedFunc` is costly to clone: it is always used by reference.)
+    pub(crate) functions: Box<[std::sync::OnceLock<TypedFunc<(u32, u32), u64>>]>,
     /// The module, for its function table.
     pub(crate) module: crate::Module,
 }
