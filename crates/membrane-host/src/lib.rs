@@ -58,3 +58,10 @@ pub use membrane_codec::CodecConfig;
 pub use membrane_types::ErrorCode;
 pub use module::Module;
 pub use store::CancelHandle;
+
+/// The README's and the guides' code, compiled (and run where possible) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../../../docs/host-guide.md")]
+#[doc = include_str!("../../../docs/guest-guide.md")]
+pub struct DocsDoctests;
