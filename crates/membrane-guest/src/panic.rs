@@ -39,7 +39,7 @@ pub fn install_panic_hook() {
     {
         use core::sync::atomic::{AtomicBool, Ordering};
         static INSTALLED: AtomicBool = AtomicBool::new(false);
-        if !INSTALLED.swap(true, Ordering::Relaxed) {
+        if !INSTALLED.load(Ordering::Relaxed) && !INSTALLED.swap(true, Ordering::Relaxed) {
             std::panic::set_hook(alloc::boxed::Box::new(|info| report_panic(info)));
         }
     }

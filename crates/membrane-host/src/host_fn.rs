@@ -105,7 +105,13 @@ impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
         let Some(handles) = self.caller.data().handles.clone() else {
             return Err(Error::host("instance is not initialised"));
         };
-        call_in(&mut *self.caller, &handles, name, input, |out| out.to_vec())
+        call_in(
+            &mut *self.caller,
+            &handles,
+            name,
+            input,
+            crate::instance::read_to_vec,
+        )
     }
 
     /// Typed variant of [`HostContext::call_raw`] (postcard).

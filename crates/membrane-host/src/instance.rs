@@ -167,7 +167,7 @@ impl<T: Send + 'static> Instance<T> {
     /// Calls the guest function `name` with raw payload bytes and returns a copy of the
     /// output payload.
     pub fn call_raw(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
-        self.call_with(name, input, <[u8]>::to_vec)
+        self.call_envelope(name, input, read_to_vec)
     }
 
     /// Calls the guest function `name` and hands `read` the output payload where it lies
@@ -177,6 +177,18 @@ impl<T: Send + 'static> Instance<T> {
         name: &str,
         input: &[u8],
         read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        self.call_envelope(name, input, |codec, bytes| {
+            read_in_place(codec, bytes, read)
+        })
+    }
+
+    /// A top-level call; `read` decodes the output envelope where it lies in guest memory.
+    fn call_envelope<R>(
+        &mut self,
+        name: &str,
+        input: &[u8],
+        read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
     ) -> Result<R> {
         if let Some(reason) = &self.poisoned {
             return Err(ErrorKind::Poisoned {
@@ -278,7 +290,7 @@ pub(crate) fn call_in<T: 'static, R>(
     handles: &Handles,
     name: &str,
     input: &[u8],
-    read: impl FnOnce(&[u8]) -> R,
+    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
 ) -> Result<R> {
     let mut store = store.as_context_mut();
     let data = store.data_mut();
@@ -303,7 +315,7 @@ fn call_func<T: 'static, R>(
     func: &TypedFunc<(u32, u32), u64>,
     input: &[u8],
     top_level: bool,
-    read: impl FnOnce(&[u8]) -> R,
+    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
 ) -> Result<R> {
     let (memory, alloc) = (handles.memory, &handles.alloc);
     let codec = Codec::new(store.data().codec);
@@ -333,22 +345,53 @@ fn call_func<T: 'static, R>(
     }
     let (out_ptr, out_len) = unpack_ptr_len(packed);
     let bytes = guest_region(memory.data(&*store), out_ptr, out_len, "output envelope")?;
+    read(&codec, bytes)
+}
+
+/// Reads an output envelope in place: the payload is borrowed from guest memory (or
+/// decompressed into a scratch buffer) and handed to `read`.
+pub(crate) fn read_in_place<R>(
+    codec: &Codec,
+    bytes: &[u8],
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
     let envelope = codec
         .decode(bytes)
         .map_err(|e| Error::bad_envelope("output envelope", e))?;
     let mut scratch = Vec::new();
-    if let Some(error) = envelope.error(&mut scratch) {
-        let error = error.map_err(|e| Error::bad_envelope("error envelope", e))?;
-        return Err(ErrorKind::Guest {
-            code: error.code,
-            message: error.message.to_string(),
-        }
-        .into());
+    if envelope.is_error() {
+        return Err(guest_error(envelope.payload(&mut scratch)));
     }
     let payload = envelope
         .payload(&mut scratch)
         .map_err(|e| Error::bad_envelope("output envelope", e))?;
     Ok(read(payload))
+}
+
+/// Copies an output envelope's payload out of guest memory, verifying the checksum in
+/// the same pass.
+pub(crate) fn read_to_vec(codec: &Codec, bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let flags = codec
+        .decode_to_vec(bytes, &mut out)
+        .map_err(|e| Error::bad_envelope("output envelope", e))?;
+    if flags.contains(Flags::ERROR) {
+        return Err(guest_error(Ok(&out)));
+    }
+    Ok(out)
+}
+
+/// The error for an error envelope's payload.
+#[cold]
+fn guest_error(payload: std::result::Result<&[u8], membrane_codec::DecodeError>) -> Error {
+    match payload.and_then(membrane_codec::parse_error_payload) {
+        Ok(error) => ErrorKind::Guest {
+            code: error.code,
+            message: error.message.to_string(),
+        }
+        .into(),
+        Err(e) => Error::bad_envelope("error envelope", e),
+    }
 }
 
 /// The typed guest function `name`, resolved once per instance.
