@@ -78,8 +78,11 @@ const FLOOR_WAT: &str = r#"
 /// What the floor's host function needs, resolved once (as membrane does).
 #[derive(Default)]
 struct FloorData {
-    exports: Option<std::sync::Arc<(Memory, TypedFunc<(u32, u32), u32>)>>,
+    exports: Option<std::sync::Arc<FloorExports>>,
 }
+
+/// The floor guest's memory and allocation entry.
+type FloorExports = (Memory, TypedFunc<(u32, u32), u32>);
 
 struct Floor {
     store: Store<FloorData>,

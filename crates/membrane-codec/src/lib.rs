@@ -1,6 +1,6 @@
 //! Encode and decode membrane envelopes.
 //!
-//! An envelope is a 12-byte [`Header`](membrane_types::Header) followed by a payload
+//! An envelope is a 12-byte [`Header`] followed by a payload
 //! (`docs/wire-format.md`). This crate writes and checks them: the CRC-32 that covers
 //! header bytes 0–7 and the payload (always verified on decode), optional LZ4
 //! compression under a [`CodecConfig`], error envelopes (code + UTF-8 message) and typed

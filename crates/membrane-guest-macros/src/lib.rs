@@ -1,6 +1,6 @@
 //! The `#[export]` attribute of `membrane-guest`. Use it as `membrane_guest::export`.
 //!
-//! The expansion lives in [`expand`] (a plain module tested without a compiler run);
+//! The expansion lives in the private `expand` module (plain code tested without a compiler run);
 //! this file only adapts it to the proc-macro interface.
 
 use proc_macro::TokenStream;

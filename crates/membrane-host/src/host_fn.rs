@@ -131,9 +131,14 @@ type ErasedFn<T> = dyn for<'a, 'c> Fn(&mut HostContext<'a, 'c, T>, &[u8]) -> std
     + Send
     + Sync;
 
+/// A typed host function after type erasure: reads its request from guest memory and
+/// writes its response there, returning the packed response location.
+type TypedFn<T> =
+    dyn Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32) -> Result<u64> + Send + Sync;
+
 enum Registered<T: 'static> {
     /// Decodes its typed input from guest memory and encodes its output straight into it.
-    Typed(Arc<dyn Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32) -> Result<u64> + Send + Sync>),
+    Typed(Arc<TypedFn<T>>),
     /// Receives a copy of the request payload, returns the response payload.
     Raw(Arc<ErasedFn<T>>),
 }

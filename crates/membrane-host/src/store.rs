@@ -29,6 +29,9 @@ pub(crate) struct StoreData<T> {
     pub(crate) fuel_limit: Option<u64>,
 }
 
+/// A guest function with the ABI signature `(ptr, len) -> ptr << 32 | len`.
+pub(crate) type GuestFunc = TypedFunc<(u32, u32), u64>;
+
 /// The exports a call needs, resolved once per instance.
 pub(crate) struct Handles {
     pub(crate) instance: wasmtime::Instance,
@@ -36,7 +39,7 @@ pub(crate) struct Handles {
     pub(crate) alloc: TypedFunc<(u32, u32), u32>,
     /// Typed guest functions, by index in the module's function table, resolved on
     /// first use. (A `TypedFunc` is costly to clone: it is always used by reference.)
-    pub(crate) functions: Box<[std::sync::OnceLock<TypedFunc<(u32, u32), u64>>]>,
+    pub(crate) functions: Box<[std::sync::OnceLock<GuestFunc>]>,
     /// The module, for its function table.
     pub(crate) module: crate::Module,
 }
