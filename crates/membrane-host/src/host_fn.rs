@@ -122,9 +122,13 @@ type ErasedFn<T> = dyn for<'a, 'c> Fn(&mut HostContext<'a, 'c, T>, &[u8]) -> std
     + Send
     + Sync;
 
+/// A typed host function: guest memory and the request region in, packed output out.
+type TypedFn<T> =
+    dyn Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32) -> Result<u64> + Send + Sync;
+
 enum Registered<T: 'static> {
     /// Decodes its typed input from guest memory and encodes its output straight into it.
-    Typed(Arc<dyn Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32) -> Result<u64> + Send + Sync>),
+    Typed(Arc<TypedFn<T>>),
     /// Receives a copy of the request payload, returns the response payload.
     Raw(Arc<ErasedFn<T>>),
 }
@@ -336,10 +340,13 @@ fn trap_on_fault<T: 'static>(
     })
 }
 
+/// The guest's allocation entry, `(size, align) -> ptr`.
+type AllocFunc = wasmtime::TypedFunc<(u32, u32), u32>;
+
 /// The instance's memory and allocation entry.
 fn handles<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
-) -> Result<(wasmtime::Memory, wasmtime::TypedFunc<(u32, u32), u32>)> {
+) -> Result<(wasmtime::Memory, AllocFunc)> {
     match &caller.data().handles {
         Some(h) => Ok((h.memory, h.alloc.clone())),
         None => Err(Error::host(
