@@ -245,7 +245,10 @@ pub(crate) struct ModuleCache {
     fingerprint: [u8; 32],
     budget: usize,
     memory: Mutex<Memory>,
+    /// The disk cache, when configured and its directory could be opened.
     disk: Option<DiskCache>,
+    /// The configured directory and budget, to report why `disk` is missing.
+    disk_config: Option<(PathBuf, u64)>,
     counters: Counters,
 }
 
@@ -253,10 +256,12 @@ impl ModuleCache {
     /// The cache of `engine`. A cache directory that cannot be created is reported
     /// through `tracing` and the cache works in memory only.
     pub(crate) fn new(engine: &wasmtime::Engine, config: &EngineConfig) -> Result<ModuleCache> {
+        let counters = Counters::default();
         let disk = config.cache_dir.as_deref().and_then(|dir| {
             match DiskCache::open(dir, config.disk_cache_size) {
                 Ok(d) => Some(d),
                 Err(e) => {
+                    bump(&counters.disk_errors);
                     tracing::warn!(
                         dir = %dir.display(),
                         error = %e,
@@ -271,7 +276,11 @@ impl ModuleCache {
             budget: config.cache_size,
             memory: Mutex::new(Memory::default()),
             disk,
-            counters: Counters::default(),
+            disk_config: config
+                .cache_dir
+                .clone()
+                .map(|dir| (dir, config.disk_cache_size)),
+            counters,
         })
     }
 
@@ -299,7 +308,17 @@ impl ModuleCache {
     /// to write is an error here: writing is what was asked for.
     pub(crate) fn persist(&self, key: &Key, module: &wasmtime::Module) -> Result<Option<PathBuf>> {
         let Some(disk) = &self.disk else {
-            return Ok(None);
+            return match &self.disk_config {
+                None => Ok(None),
+                // Opening failed when the engine was made: say why.
+                Some((dir, budget)) => match DiskCache::open(dir, *budget) {
+                    Ok(_) => Err(Error::host(format_args!(
+                        "the module cache directory {} could not be opened when the engine was created",
+                        dir.display()
+                    ))),
+                    Err(e) => Err(Error::io(dir, e)),
+                },
+            };
         };
         // The load may have been a memory hit whose file is gone since, or a file may be
         // there that does not verify and must be replaced.
@@ -632,7 +651,10 @@ mod tests {
         // SAFETY: `artifact` is the unmodified output of `Engine::precompile_module`
         // of this wasmtime, the input `deserialize` is documented to take.
         let loaded = unsafe { wasmtime::Module::deserialize(&canonical, &artifact) };
-        assert!(loaded.is_ok(), "wasmtime now checks NaN canonicalization itself");
+        assert!(
+            loaded.is_ok(),
+            "wasmtime now checks NaN canonicalization itself"
+        );
     }
 
     #[test]
