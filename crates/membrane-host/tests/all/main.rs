@@ -2,5 +2,6 @@
 //! per topic). The guests are built by `cargo xtask build-guests` (the README's test
 //! command `cargo xtask test` does it first).
 
+mod cache;
 mod calls;
 mod support;
