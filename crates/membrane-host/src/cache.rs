@@ -609,7 +609,11 @@ mod tests {
         let runtime_only = EngineConfig {
             timeout: None,
             max_memory: 1 << 20,
+            max_wasm_stack: 64 << 10,
+            pooling: true,
+            pooling_max_instances: 4,
             cache_size: 1,
+            disk_cache_size: 1,
             ..EngineConfig::default()
         };
         let c = ModuleCache::new(&engine(&runtime_only), &runtime_only).unwrap();
