@@ -385,8 +385,16 @@ fn create_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)?;
-    if !fs::metadata(dir)?.is_dir() {
+    let meta = fs::metadata(dir)?;
+    if !meta.is_dir() {
         return Err(io::Error::other("not a directory"));
+    }
+    #[cfg(unix)]
+    if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o022 != 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            "the module cache directory is writable by other users, who can make this host run any code through it; make it writable by its owner only"
+        );
     }
     Ok(())
 }
