@@ -1,42 +1,576 @@
-//! The compiled-module cache.
+//! The compiled-module cache: in memory (bounded, least recently used out first, one
+//! compilation per module however many threads ask) and optionally on disk.
+//!
+//! A module is found by its [`Key`]: blake3 over the engine's fingerprint (wasmtime's
+//! `precompile_compatibility_hash`: target, compiler flags, tunables, wasm features,
+//! wasmtime version) and the wasm bytes. Two engines that would compile the same bytes
+//! to interchangeable code share keys, in this process or another; any setting that
+//! changes the code changes the key.
+
+mod disk;
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::config::EngineConfig;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
+use disk::{DiskCache, Lookup};
 
-/// Counters of the compiled-module cache.
+/// Counters of the compiled-module cache ([`Engine::cache_stats`](crate::Engine::cache_stats)).
+///
+/// A load is answered in exactly one of four ways: `memory_hits`, `disk_hits`, `waited`
+/// or `misses` (a compilation). The `disk_*` counters stay at zero without a
+/// `cache_dir`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Loads answered from memory.
     pub memory_hits: u64,
-    /// Loads that compiled.
+    /// Loads answered from a verified file of the disk cache.
+    pub disk_hits: u64,
+    /// Loads that compiled the module (failed compilations included).
     pub misses: u64,
+    /// Loads that found the same module being compiled (or read from disk) by another
+    /// thread and waited for its result instead of compiling it again.
+    pub waited: u64,
+    /// Modules dropped from memory to stay within `cache_size`.
+    pub evictions: u64,
+    /// Modules held in memory now.
+    pub memory_entries: u64,
+    /// Bytes of compiled code held in memory now (what `cache_size` bounds).
+    pub memory_bytes: u64,
+    /// Artifact files written to the disk cache.
+    pub disk_writes: u64,
+    /// Disk cache files refused by the integrity check (empty, truncated, corrupted,
+    /// foreign, or for other engine settings): never deserialized, recompiled and
+    /// replaced.
+    pub disk_rejects: u64,
+    /// Disk cache files that passed the integrity check but that wasmtime refused as
+    /// incompatible with this engine: recompiled and replaced.
+    pub disk_incompatible: u64,
+    /// Disk cache files this process removed to stay within `disk_cache_size`.
+    pub disk_evictions: u64,
+    /// Disk cache operations that failed with an i/o error (the load went on without
+    /// the disk cache).
+    pub disk_errors: u64,
 }
 
-/// Compiles modules (the cache itself comes with the module-cache work).
+/// What a module is cached under: blake3 of the engine fingerprint and the wasm bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Key(pub(crate) [u8; 32]);
+
+impl Key {
+    /// The key in lower-case hex (the disk file name).
+    pub(crate) fn hex(&self) -> String {
+        use std::fmt::Write;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
+/// Feeds a [`Hash`] value into blake3, so that wasmtime's compatibility hash becomes a
+/// fingerprint that is the same in every process (std's `DefaultHasher` promises
+/// nothing across Rust versions).
+struct Blake3Hasher(blake3::Hasher);
+
+impl std::hash::Hasher for Blake3Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0.finalize().as_bytes()[..8]);
+        u64::from_le_bytes(first)
+    }
+}
+
+/// Domain of the fingerprint and key derivations; bump with anything that changes what
+/// a key stands for.
+const KEY_CONTEXT: &str = "membrane-host 2025 compiled module cache key v1";
+
+/// The engine's fingerprint: everything about it that changes compiled code.
+fn fingerprint(engine: &wasmtime::Engine) -> [u8; 32] {
+    let mut hasher = Blake3Hasher(blake3::Hasher::new_derive_key(KEY_CONTEXT));
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    *hasher.0.finalize().as_bytes()
+}
+
+/// A module held in memory.
+struct Entry {
+    module: wasmtime::Module,
+    /// Bytes charged to the budget: the length of the module's compiled code image.
+    size: usize,
+    /// Value of the recency clock at the last use.
+    last_used: u64,
+}
+
+/// A compilation (or disk read) in progress that other threads may wait for.
+struct Flight {
+    outcome: Mutex<Option<Outcome>>,
+    done: Condvar,
+}
+
+/// What a thread asking for a module not in memory does.
+enum Role {
+    /// Loads it (from disk or by compiling) for everyone.
+    Lead(Arc<Flight>),
+    /// Waits for the thread loading it.
+    Wait(Arc<Flight>),
+}
+
+#[derive(Clone)]
+enum Outcome {
+    /// The module, or why it failed to compile.
+    Ready(std::result::Result<wasmtime::Module, String>),
+    /// The thread in charge panicked: waiters try again themselves.
+    Abandoned,
+}
+
+impl Flight {
+    fn wait(&self) -> Outcome {
+        let mut outcome = lock(&self.outcome);
+        loop {
+            if let Some(o) = outcome.as_ref() {
+                return o.clone();
+            }
+            outcome = self
+                .done
+                .wait(outcome)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn publish(&self, o: Outcome) {
+        *lock(&self.outcome) = Some(o);
+        self.done.notify_all();
+    }
+}
+
+/// The in-memory side, behind one mutex.
+#[derive(Default)]
+struct Memory {
+    entries: HashMap<Key, Entry>,
+    /// Sum of the entries' sizes.
+    bytes: usize,
+    /// Recency clock: incremented at every use.
+    clock: u64,
+    /// Keys being compiled or read from disk right now.
+    in_flight: HashMap<Key, Arc<Flight>>,
+}
+
+impl Memory {
+    fn get(&mut self, key: &Key) -> Option<wasmtime::Module> {
+        self.clock += 1;
+        let entry = self.entries.get_mut(key)?;
+        entry.last_used = self.clock;
+        Some(entry.module.clone())
+    }
+
+    /// Inserts a module, evicting least recently used ones past `budget`; returns how
+    /// many were evicted. A module larger than the whole budget is not kept.
+    fn insert(&mut self, key: Key, module: wasmtime::Module, budget: usize) -> u64 {
+        let size = code_size(&module);
+        if size > budget || self.entries.contains_key(&key) {
+            return 0;
+        }
+        let mut evicted = 0;
+        while self.bytes + size > budget {
+            // A linear scan: caches hold tens to hundreds of modules, and eviction only
+            // follows a compilation, which costs far more.
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.bytes -= e.size;
+                evicted += 1;
+            }
+        }
+        self.clock += 1;
+        self.bytes += size;
+        self.entries.insert(
+            key,
+            Entry {
+                module,
+                size,
+                last_used: self.clock,
+            },
+        );
+        evicted
+    }
+}
+
+/// Bytes a module is charged in memory: its compiled code image (text, data and
+/// metadata of the artifact, about the size of the serialized artifact).
+fn code_size(module: &wasmtime::Module) -> usize {
+    let image = module.image_range();
+    image.end.addr() - image.start.addr()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held except on allocation failure; the data
+    // stays consistent, so a poisoned lock is used as is.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Default)]
+struct Counters {
+    memory_hits: AtomicU64,
+    disk_hits: AtomicU64,
+    misses: AtomicU64,
+    waited: AtomicU64,
+    evictions: AtomicU64,
+    disk_writes: AtomicU64,
+    disk_rejects: AtomicU64,
+    disk_incompatible: AtomicU64,
+    disk_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The compiled-module cache of one engine.
 pub(crate) struct ModuleCache {
-    stats: std::sync::Mutex<CacheStats>,
+    fingerprint: [u8; 32],
+    budget: usize,
+    memory: Mutex<Memory>,
+    /// The disk cache, when configured and its directory could be opened.
+    disk: Option<DiskCache>,
+    /// The configured directory and budget, to report why `disk` is missing.
+    disk_config: Option<(PathBuf, u64)>,
+    counters: Counters,
 }
 
 impl ModuleCache {
-    pub(crate) fn new(_engine: &wasmtime::Engine, _config: &EngineConfig) -> Result<ModuleCache> {
+    /// The cache of `engine`. A cache directory that cannot be created is reported
+    /// through `tracing` and the cache works in memory only.
+    pub(crate) fn new(engine: &wasmtime::Engine, config: &EngineConfig) -> Result<ModuleCache> {
+        let counters = Counters::default();
+        let disk = config.cache_dir.as_deref().and_then(|dir| {
+            match DiskCache::open(dir, config.disk_cache_size) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    bump(&counters.disk_errors);
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        error = %e,
+                        "cannot open the module cache directory; caching in memory only"
+                    );
+                    None
+                }
+            }
+        });
         Ok(ModuleCache {
-            stats: std::sync::Mutex::new(CacheStats::default()),
+            fingerprint: fingerprint(engine),
+            budget: config.cache_size,
+            memory: Mutex::new(Memory::default()),
+            disk,
+            disk_config: config
+                .cache_dir
+                .clone()
+                .map(|dir| (dir, config.disk_cache_size)),
+            counters,
         })
     }
 
+    /// The key of `wasm` for this engine.
+    pub(crate) fn key(&self, wasm: &[u8]) -> Key {
+        let mut hasher = blake3::Hasher::new_derive_key(KEY_CONTEXT);
+        hasher.update(&self.fingerprint);
+        hasher.update(&(wasm.len() as u64).to_le_bytes());
+        hasher.update(wasm);
+        Key(*hasher.finalize().as_bytes())
+    }
+
+    /// The compiled module for `wasm`: from memory, from disk, from another thread
+    /// compiling it now, or compiled here (then kept in memory and written to disk).
     pub(crate) fn get_or_compile(
         &self,
         engine: &wasmtime::Engine,
         wasm: &[u8],
     ) -> Result<wasmtime::Module> {
-        if let Ok(mut s) = self.stats.lock() {
-            s.misses += 1;
-        }
-        compile(engine, wasm)
+        self.get(engine, self.key(wasm), wasm)
     }
 
+    /// Makes sure the disk cache holds a verified artifact of `module` (compiled from
+    /// the bytes of `key`) and returns its path; `None` without a disk cache. Failing
+    /// to write is an error here: writing is what was asked for.
+    pub(crate) fn persist(&self, key: &Key, module: &wasmtime::Module) -> Result<Option<PathBuf>> {
+        let Some(disk) = &self.disk else {
+            return match &self.disk_config {
+                None => Ok(None),
+                // Opening failed when the engine was made: say why.
+                Some((dir, budget)) => match DiskCache::open(dir, *budget) {
+                    Ok(_) => Err(Error::host(format_args!(
+                        "the module cache directory {} could not be opened when the engine was created",
+                        dir.display()
+                    ))),
+                    Err(e) => Err(Error::io(dir, e)),
+                },
+            };
+        };
+        // The load may have been a memory hit whose file is gone since, or a file may be
+        // there that does not verify and must be replaced.
+        if let Ok(Lookup::Bytes(bytes, file)) = disk.read(key)
+            && disk::verify(&bytes, key).is_ok()
+        {
+            let _ = DiskCache::touch(&file);
+            return Ok(Some(disk.path(key)));
+        }
+        let artifact = module
+            .serialize()
+            .map_err(|e| Error::host(format_args!("cannot serialize the module: {e:#}")))?;
+        match disk.write(key, &artifact) {
+            Ok(Some(path)) => {
+                bump(&self.counters.disk_writes);
+                Ok(Some(path))
+            }
+            Ok(None) => Err(ErrorKind::Config {
+                reason: format!(
+                    "the artifact of {} bytes does not fit in disk_cache_size of {} bytes",
+                    artifact.len() + disk::HEADER_LEN,
+                    disk.budget()
+                ),
+            }
+            .into()),
+            Err(e) => {
+                bump(&self.counters.disk_errors);
+                Err(Error::io(disk.dir(), e))
+            }
+        }
+    }
+
+    /// [`ModuleCache::get_or_compile`] with the key computed.
+    pub(crate) fn get(
+        &self,
+        engine: &wasmtime::Engine,
+        key: Key,
+        wasm: &[u8],
+    ) -> Result<wasmtime::Module> {
+        loop {
+            let role = {
+                let mut memory = lock(&self.memory);
+                if let Some(module) = memory.get(&key) {
+                    bump(&self.counters.memory_hits);
+                    return Ok(module);
+                }
+                match memory.in_flight.get(&key) {
+                    Some(f) => Role::Wait(Arc::clone(f)),
+                    None => {
+                        let f = Arc::new(Flight {
+                            outcome: Mutex::new(None),
+                            done: Condvar::new(),
+                        });
+                        memory.in_flight.insert(key, Arc::clone(&f));
+                        Role::Lead(f)
+                    }
+                }
+            };
+            match role {
+                Role::Wait(other) => match other.wait() {
+                    Outcome::Ready(Ok(module)) => {
+                        bump(&self.counters.waited);
+                        return Ok(module);
+                    }
+                    Outcome::Ready(Err(reason)) => {
+                        return Err(ErrorKind::InvalidModule { reason }.into());
+                    }
+                    Outcome::Abandoned => continue,
+                },
+                // The guard publishes the outcome, even if loading panics.
+                Role::Lead(flight) => {
+                    let mut guard = FlightGuard {
+                        cache: self,
+                        key,
+                        flight,
+                        outcome: None,
+                    };
+                    let result = self.load_uncached(engine, &key, wasm);
+                    guard.outcome = Some(Outcome::Ready(match &result {
+                        Ok(m) => Ok(m.clone()),
+                        Err(e) => Err(match e.kind() {
+                            ErrorKind::InvalidModule { reason } => reason.clone(),
+                            other => other.to_string(),
+                        }),
+                    }));
+                    return result;
+                }
+            }
+        }
+    }
+    /// From disk when a verified, compatible artifact is there; else compiled (and
+    /// written to disk).
+    fn load_uncached(
+        &self,
+        engine: &wasmtime::Engine,
+        key: &Key,
+        wasm: &[u8],
+    ) -> Result<wasmtime::Module> {
+        if let Some(module) = self.load_from_disk(engine, key) {
+            bump(&self.counters.disk_hits);
+            return Ok(module);
+        }
+        bump(&self.counters.misses);
+        let module = compile(engine, wasm)?;
+        if let Some(disk) = &self.disk {
+            match module.serialize() {
+                Ok(artifact) => match disk.write(key, &artifact) {
+                    Ok(Some(path)) => {
+                        bump(&self.counters.disk_writes);
+                        tracing::debug!(path = %path.display(), "module cache file written");
+                    }
+                    Ok(None) => tracing::debug!(
+                        size = artifact.len(),
+                        "compiled module larger than the disk cache budget; not written"
+                    ),
+                    Err(e) => {
+                        bump(&self.counters.disk_errors);
+                        tracing::warn!(
+                            dir = %disk.dir().display(),
+                            error = %e,
+                            "cannot write to the module cache directory"
+                        );
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot serialize a compiled module"),
+            }
+        }
+        Ok(module)
+    }
+
+    /// The module from its disk cache file, if there is one that passes the integrity
+    /// check and that wasmtime accepts. Anything else is reported and `None`.
+    fn load_from_disk(&self, engine: &wasmtime::Engine, key: &Key) -> Option<wasmtime::Module> {
+        let disk = self.disk.as_ref()?;
+        let path = disk.path(key);
+        let (bytes, file) = match disk.read(key) {
+            Ok(Lookup::Absent) => return None,
+            Ok(Lookup::Bytes(bytes, file)) => (bytes, file),
+            Ok(Lookup::Rejected(reject)) => {
+                self.reject(disk, key, &path, &reject);
+                return None;
+            }
+            Err(e) => {
+                bump(&self.counters.disk_errors);
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "cannot read a module cache file; compiling"
+                );
+                return None;
+            }
+        };
+        let artifact = match disk::verify(&bytes, key) {
+            Ok(artifact) => artifact,
+            Err(reject) => {
+                self.reject(disk, key, &path, &reject);
+                return None;
+            }
+        };
+        // SAFETY: `artifact` is a slice of `bytes`, an owned buffer holding the whole
+        // file as read once; nothing can change it between the check and this call.
+        // `verify` accepted it: the blake3 digest in the header matches these exact
+        // bytes, so they are, unmodified, what `DiskCache::write` stored, and only
+        // `load_uncached` and `precompile` write, always the output of
+        // `wasmtime::Module::serialize` — the input `deserialize` is documented to take.
+        // The header's key also matches, so the artifact was produced by an engine with
+        // this engine's fingerprint (wasmtime version and compilation settings included).
+        // `deserialize` copies the bytes into its own memory; `bytes` may then be freed.
+        match unsafe { wasmtime::Module::deserialize(engine, artifact) } {
+            Ok(module) => {
+                if let Err(e) = DiskCache::touch(&file) {
+                    tracing::debug!(path = %path.display(), error = %e, "cannot renew the modification time of a module cache file");
+                }
+                tracing::debug!(path = %path.display(), "module loaded from the disk cache");
+                Some(module)
+            }
+            Err(e) => {
+                bump(&self.counters.disk_incompatible);
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %format_args!("{e:#}"),
+                    "wasmtime refused a module cache file as incompatible; recompiling and replacing it"
+                );
+                None
+            }
+        }
+    }
+
+    #[cold]
+    fn reject(&self, disk: &DiskCache, key: &Key, path: &std::path::Path, reject: &disk::Reject) {
+        bump(&self.counters.disk_rejects);
+        tracing::warn!(
+            path = %path.display(),
+            reason = %reject,
+            "refusing a module cache file without deserializing it; recompiling and replacing it"
+        );
+        // Removed now so that it does not linger if the rewrite fails.
+        disk.remove(key);
+    }
+
+    /// The counters, and the memory gauges read at once.
     pub(crate) fn stats(&self) -> CacheStats {
-        self.stats.lock().map(|s| *s).unwrap_or_default()
+        let (memory_entries, memory_bytes) = {
+            let m = lock(&self.memory);
+            (m.entries.len() as u64, m.bytes as u64)
+        };
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CacheStats {
+            memory_hits: get(&c.memory_hits),
+            disk_hits: get(&c.disk_hits),
+            misses: get(&c.misses),
+            waited: get(&c.waited),
+            evictions: get(&c.evictions),
+            memory_entries,
+            memory_bytes,
+            disk_writes: get(&c.disk_writes),
+            disk_rejects: get(&c.disk_rejects),
+            disk_incompatible: get(&c.disk_incompatible),
+            disk_evictions: self.disk.as_ref().map_or(0, DiskCache::evictions),
+            disk_errors: get(&c.disk_errors),
+        }
+    }
+}
+
+/// Ends a flight: stores a loaded module in memory, removes the flight and wakes its
+/// waiters with the outcome — or, when dropped without one (a panic), with
+/// [`Outcome::Abandoned`] so that they try again.
+struct FlightGuard<'a> {
+    cache: &'a ModuleCache,
+    key: Key,
+    flight: Arc<Flight>,
+    outcome: Option<Outcome>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let outcome = self.outcome.take().unwrap_or(Outcome::Abandoned);
+        {
+            // Under one lock: the module becomes visible as the flight disappears, so no
+            // thread can find neither and compile again.
+            let mut memory = lock(&self.cache.memory);
+            memory.in_flight.remove(&self.key);
+            if let Outcome::Ready(Ok(module)) = &outcome {
+                let evicted = memory.insert(self.key, module.clone(), self.cache.budget);
+                self.cache
+                    .counters
+                    .evictions
+                    .fetch_add(evicted, Ordering::Relaxed);
+            }
+        }
+        self.flight.publish(outcome);
     }
 }
 
@@ -48,4 +582,177 @@ pub(crate) fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<wasmtime
         }
         .into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(config: &EngineConfig) -> wasmtime::Engine {
+        wasmtime::Engine::new(&config.to_wasmtime().unwrap()).unwrap()
+    }
+
+    fn wasm(n: u32) -> Vec<u8> {
+        wat::parse_str(format!(
+            "(module (func (export \"f\") (result i32) i32.const {n}))"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_depend_on_bytes_and_on_code_changing_settings_only() {
+        let base = EngineConfig::default();
+        let a = ModuleCache::new(&engine(&base), &base).unwrap();
+        // Another engine with the same settings, and one differing only in settings
+        // that do not change code: same keys.
+        let b = ModuleCache::new(&engine(&base), &base).unwrap();
+        let runtime_only = EngineConfig {
+            timeout: None,
+            max_memory: 1 << 20,
+            max_wasm_stack: 64 << 10,
+            pooling: true,
+            pooling_max_instances: 4,
+            cache_size: 1,
+            disk_cache_size: 1,
+            ..EngineConfig::default()
+        };
+        let c = ModuleCache::new(&engine(&runtime_only), &runtime_only).unwrap();
+        assert_eq!(a.key(&wasm(1)), b.key(&wasm(1)));
+        assert_eq!(a.key(&wasm(1)), c.key(&wasm(1)));
+        assert_ne!(a.key(&wasm(1)), a.key(&wasm(2)));
+        // Settings wasmtime's own artifact check does not look at (NaN
+        // canonicalization) and ones it does (fuel, memory reservation): other keys.
+        for other in [
+            EngineConfig {
+                nan_canonicalization: true,
+                ..EngineConfig::default()
+            },
+            EngineConfig {
+                metering_limit: None,
+                ..EngineConfig::default()
+            },
+            EngineConfig {
+                static_memory_bound: 1 << 30,
+                ..EngineConfig::default()
+            },
+        ] {
+            let d = ModuleCache::new(&engine(&other), &other).unwrap();
+            assert_ne!(a.key(&wasm(1)), d.key(&wasm(1)), "{other:?}");
+        }
+    }
+
+    /// Why the key is checked before deserializing: wasmtime's own check of an
+    /// artifact does not cover NaN canonicalization, so an artifact compiled without
+    /// it would load into an engine that promises it, and quietly break determinism.
+    #[test]
+    fn wasmtime_alone_accepts_an_artifact_of_other_nan_settings() {
+        let plain = engine(&EngineConfig::default());
+        let canonical = engine(&EngineConfig {
+            nan_canonicalization: true,
+            ..EngineConfig::default()
+        });
+        let artifact = plain.precompile_module(&wasm(5)).unwrap();
+        // SAFETY: `artifact` is the unmodified output of `Engine::precompile_module`
+        // of this wasmtime, the input `deserialize` is documented to take.
+        let loaded = unsafe { wasmtime::Module::deserialize(&canonical, &artifact) };
+        assert!(
+            loaded.is_ok(),
+            "wasmtime now checks NaN canonicalization itself"
+        );
+    }
+
+    #[test]
+    fn key_hex_is_the_bytes_in_order() {
+        let mut k = [0u8; 32];
+        k[0] = 0x0f;
+        k[31] = 0xa0;
+        let hex = Key(k).hex();
+        assert_eq!(hex.len(), 64);
+        assert!(hex.starts_with("0f00"));
+        assert!(hex.ends_with("00a0"));
+    }
+
+    /// A file with a sound header for the right key, holding an artifact wasmtime made
+    /// for an engine with another memory reservation: the integrity check passes, so
+    /// it is wasmtime's own compatibility check that must refuse it.
+    #[test]
+    fn a_verified_but_incompatible_artifact_is_recompiled_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..EngineConfig::default()
+        };
+        let ours = engine(&config);
+        let cache = ModuleCache::new(&ours, &config).unwrap();
+        let bytes = wasm(7);
+        let key = cache.key(&bytes);
+        let foreign = engine(&EngineConfig {
+            static_memory_bound: 1 << 30,
+            ..EngineConfig::default()
+        });
+        let artifact = foreign.precompile_module(&bytes).unwrap();
+        let disk = cache.disk.as_ref().unwrap();
+        disk.write(&key, &artifact).unwrap().unwrap();
+
+        cache.get_or_compile(&ours, &bytes).unwrap();
+        let s = cache.stats();
+        assert_eq!((s.disk_incompatible, s.disk_hits, s.misses), (1, 0, 1));
+        assert_eq!(s.disk_writes, 1);
+
+        // Replaced by an artifact this engine accepts.
+        let again = ModuleCache::new(&ours, &config).unwrap();
+        again.get_or_compile(&ours, &bytes).unwrap();
+        let s = again.stats();
+        assert_eq!((s.disk_hits, s.misses, s.disk_incompatible), (1, 0, 0));
+    }
+
+    #[test]
+    fn a_failed_compilation_is_shared_but_not_kept() {
+        let config = EngineConfig::default();
+        let e = engine(&config);
+        let cache = ModuleCache::new(&e, &config).unwrap();
+        for _ in 0..2 {
+            let err = cache
+                .get_or_compile(&e, b"\0asm\x01\0\0\0\xff")
+                .unwrap_err();
+            assert!(
+                matches!(err.kind(), ErrorKind::InvalidModule { .. }),
+                "{err}"
+            );
+        }
+        let s = cache.stats();
+        assert_eq!((s.misses, s.memory_hits, s.memory_entries), (2, 0, 0));
+        assert!(lock(&cache.memory).in_flight.is_empty());
+    }
+
+    #[test]
+    fn a_panicking_loader_lets_waiters_retry() {
+        let config = EngineConfig::default();
+        let e = engine(&config);
+        let cache = ModuleCache::new(&e, &config).unwrap();
+        let bytes = wasm(3);
+        let key = cache.key(&bytes);
+        // A flight whose leader dies: its guard drops without an outcome.
+        let flight = Arc::new(Flight {
+            outcome: Mutex::new(None),
+            done: Condvar::new(),
+        });
+        lock(&cache.memory)
+            .in_flight
+            .insert(key, Arc::clone(&flight));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| cache.get_or_compile(&e, &bytes));
+            while Arc::strong_count(&flight) < 3 {
+                std::thread::yield_now();
+            }
+            drop(FlightGuard {
+                cache: &cache,
+                key,
+                flight: Arc::clone(&flight),
+                outcome: None,
+            });
+            waiter.join().unwrap().unwrap();
+        });
+        assert_eq!(cache.stats().misses, 1);
+    }
 }

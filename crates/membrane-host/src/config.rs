@@ -42,14 +42,21 @@ pub struct EngineConfig {
     /// bit-for-bit deterministic across machines (at some cost in float-heavy code).
     /// Default: `false`.
     pub nan_canonicalization: bool,
-    /// Budget of the in-memory compiled-module cache, in bytes of compiled code
-    /// (least recently used modules are evicted past it). Default: 256 MiB.
+    /// Budget of the in-memory compiled-module cache, in bytes of compiled code (each
+    /// module is charged the size of its compiled code image); least recently used
+    /// modules are evicted past it, and a module larger than the whole budget is
+    /// compiled but not kept. `0` turns the memory cache off. Default: 256 MiB.
     pub cache_size: usize,
-    /// Directory of the on-disk cache of precompiled modules; `None` (the default)
-    /// keeps compiled modules in memory only.
+    /// Directory of the on-disk cache of precompiled modules, created if missing (mode
+    /// 0700 on Unix). Whoever can write into it can make the host run arbitrary code:
+    /// give it the same protection as the program's binary. Files are verified before
+    /// use; a file that fails is reported through `tracing` and recompiled. `None` (the
+    /// default) keeps compiled modules in memory only.
     pub cache_dir: Option<PathBuf>,
-    /// Budget of the on-disk cache in bytes; oldest-used files are removed past it.
-    /// Default: 1 GiB.
+    /// Budget of the on-disk cache in bytes: after each write, the oldest-used artifact
+    /// files (by modification time, renewed on each disk hit) are removed until the
+    /// directory's artifacts fit; an artifact larger than the whole budget is not
+    /// written. Default: 1 GiB.
     pub disk_cache_size: u64,
     /// Virtual address space reserved for each linear memory, in bytes (wasmtime's
     /// `memory_reservation`). With the default 4 GiB plus guard pages, bounds checks

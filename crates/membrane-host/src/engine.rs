@@ -1,6 +1,6 @@
 //! The engine: one per process, shared by threads; owns the epoch ticker and the cache.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -94,8 +94,13 @@ impl Engine {
         &self.inner.wasmtime
     }
 
-    /// Loads a module from its wasm bytes: checks the size limit, compiles it through
-    /// the cache (or takes it from there), and checks its ABI.
+    /// Loads a module from its wasm bytes: checks the size limit, takes the compiled
+    /// module from the cache (memory, then disk when `cache_dir` is set) or compiles it
+    /// into the cache, and checks its ABI.
+    ///
+    /// Problems with the disk cache (unwritable directory, corrupted or incompatible
+    /// files) never fail a load: they are reported through `tracing` and the module is
+    /// compiled.
     pub fn load(&self, wasm: &[u8]) -> Result<Module> {
         self.check_size(wasm.len())?;
         let compiled = self
@@ -108,23 +113,46 @@ impl Engine {
     /// Loads a module from a `.wasm` file (see [`Engine::load`]).
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
         let path = path.as_ref();
-        let size = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len();
-        self.check_size(usize::try_from(size).unwrap_or(usize::MAX))?;
-        let wasm = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        self.load(&wasm)
+        self.load(&self.read_wasm(path)?)
     }
 
-    /// Compiles `wasm` into the cache (memory, and disk when `cache_dir` is set) without
-    /// loading it, so that later loads, in this process or the next, are cache hits.
-    pub fn precompile(&self, wasm: &[u8]) -> Result<()> {
-        self.load(wasm).map(drop)
+    /// Compiles `wasm` into the cache without instantiating it, so that later loads, in
+    /// this process or the next, are cache hits; checks its ABI like [`Engine::load`].
+    ///
+    /// With a `cache_dir`, makes sure the directory holds the verified artifact and
+    /// returns its path: ship the directory's artifacts with a program and an engine of
+    /// the same wasmtime version and compilation settings loads them without compiling
+    /// (other engines ignore them). Unlike a load, failing to write the artifact is an
+    /// error here ([`ErrorKind::Io`], or [`ErrorKind::Config`] when it alone exceeds
+    /// `disk_cache_size`). Without a `cache_dir`, fills the memory cache and returns
+    /// `None`.
+    pub fn precompile(&self, wasm: &[u8]) -> Result<Option<PathBuf>> {
+        self.check_size(wasm.len())?;
+        let cache = &self.inner.cache;
+        let key = cache.key(wasm);
+        let compiled = cache.get(&self.inner.wasmtime, key, wasm)?;
+        let module = Module::new(self.clone(), compiled, wasm.len())?;
+        cache.persist(&key, module.wasmtime())
+    }
+
+    /// [`Engine::precompile`] of a `.wasm` file.
+    pub fn precompile_file(&self, path: impl AsRef<Path>) -> Result<Option<PathBuf>> {
+        let path = path.as_ref();
+        self.precompile(&self.read_wasm(path)?)
     }
 
     /// Counters of the compiled-module cache.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()
+    }
+
+    /// Reads a `.wasm` file, checking its size before reading it.
+    fn read_wasm(&self, path: &Path) -> Result<Vec<u8>> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        self.check_size(usize::try_from(size).unwrap_or(usize::MAX))?;
+        std::fs::read(path).map_err(|e| Error::io(path, e))
     }
 
     fn check_size(&self, size: usize) -> Result<()> {

@@ -350,6 +350,9 @@ fn trap_on_fault<T: 'static>(
     })
 }
 
+/// The guest's allocation entry, `(len, reset) -> ptr` (`reset`: 1 for a top-level call).
+type AllocFunc = wasmtime::TypedFunc<(u32, u32), u32>;
+
 /// The instance's memory and allocation entry.
 fn handles<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<Arc<Handles>> {
     match &caller.data().handles {
@@ -425,7 +428,7 @@ fn write_envelope<T: 'static>(
 /// Calls the guest's allocation entry for a nested allocation (never resets the arena).
 fn alloc_in_guest<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
-    alloc: &wasmtime::TypedFunc<(u32, u32), u32>,
+    alloc: &AllocFunc,
     len: u32,
 ) -> Result<u32> {
     match alloc.call(&mut *caller, (len, 0)) {

@@ -3,6 +3,7 @@
 //! command `cargo xtask test` does it first).
 
 mod abi;
+mod cache;
 mod calls;
 mod host_fns;
 mod limits;
