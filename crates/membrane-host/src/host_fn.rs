@@ -286,12 +286,17 @@ impl<T: Send + 'static> HostFunctions<T> {
                     HOST_MODULE,
                     &name.clone(),
                     move |mut caller: Caller<'_, StoreData<T>>, ptr: u32, len: u32| {
-                        let result = match &f {
-                            Registered::Typed(f) => f(&mut caller, &name, ptr, len),
-                            Registered::Raw(f) => {
-                                call_raw_host_fn(&mut caller, &name, &**f, ptr, len)
-                            }
-                        };
+                        // A panicking host function is a bug of the host application; it
+                        // stops this call (and poisons the instance) instead of unwinding
+                        // through wasm frames into the caller.
+                        let result =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &f {
+                                Registered::Typed(f) => f(&mut caller, &name, ptr, len),
+                                Registered::Raw(f) => {
+                                    call_raw_host_fn(&mut caller, &name, &**f, ptr, len)
+                                }
+                            }))
+                            .unwrap_or_else(|panic| Err(host_fn_panicked(&name, &*panic)));
                         trap_on_fault(&mut caller, result)
                     },
                 )
@@ -337,6 +342,17 @@ fn call_raw_host_fn<T: 'static>(
         }),
         Err(e) => write_error(caller, &e),
     }
+}
+
+/// The error for a host function that panicked.
+#[cold]
+fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<non-string panic payload>");
+    Error::host(format_args!("host function `{name}` panicked: {message}"))
 }
 
 /// Turns a host-detected guest fault into a trap, recording the real error.

@@ -15,11 +15,12 @@ pub const ABI_VERSION_EXPORT: &str = "__membrane_abi_v1";
 /// The guest's linear memory export.
 pub const MEMORY_EXPORT: &str = "memory";
 
-/// The guest's allocation entry: `(len: u32) -> u32`.
+/// The guest's allocation entry: `(len: u32, reset: u32) -> u32`.
 ///
 /// Returns a pointer to `len` writable bytes in guest memory, or 0 when it cannot
-/// allocate. When no call is running in the instance (call depth 0) it first resets
-/// the per-call arena, reclaiming every envelope of the previous call.
+/// allocate. With `reset != 0`, which the host passes once per top-level call and only
+/// when no call is running in the instance, it first resets the per-call arena,
+/// reclaiming every envelope of the previous call.
 pub const ALLOC_EXPORT: &str = "__membrane_alloc";
 
 /// Optional lifecycle export `() -> u64`, called once after instantiation; returns 0

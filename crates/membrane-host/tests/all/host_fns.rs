@@ -147,3 +147,40 @@ fn missing_host_functions_are_named() {
         other => panic!("expected missing imports, got {other:?}"),
     }
 }
+
+#[test]
+fn a_panicking_host_function_fails_the_call_not_the_host() {
+    let mut host = host_functions();
+    host.register(
+        "add",
+        |_ctx, (a, _b): (u32, u32)| -> Result<u32, HostError> {
+            if a == 7 {
+                panic!("host bug on {a}");
+            }
+            Ok(a)
+        },
+    );
+    let mut guest = module("host-fns")
+        .prepare(&host)
+        .unwrap()
+        .instantiate(Log::default())
+        .unwrap();
+    let err = guest
+        .call::<_, u32>("sum_via_host", &(7u32, 1u32))
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Host { message } if message.contains("host function `add` panicked: host bug on 7")),
+        "{err:?}"
+    );
+    assert!(guest.is_poisoned());
+    // Another instance of the same module is unaffected.
+    let mut other = module("host-fns")
+        .prepare(&host)
+        .unwrap()
+        .instantiate(Log::default())
+        .unwrap();
+    assert_eq!(
+        other.call::<_, u32>("sum_via_host", &(1u32, 1u32)).unwrap(),
+        1
+    );
+}
