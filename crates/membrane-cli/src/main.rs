@@ -1,2 +1,277 @@
-//! membrane CLI
-fn main() {}
+//! The `membrane` command: call, inspect and precompile membrane modules (SPEC §9).
+//!
+//! ```text
+//! membrane call <module.wasm> <function> [--input FILE | --input-hex HEX] [--raw]
+//! membrane inspect <module.wasm>
+//! membrane precompile <module.wasm> --cache-dir DIR
+//! ```
+//!
+//! Engine limits are flags of every subcommand (`--fuel`, `--timeout-ms`,
+//! `--max-memory`, `--max-stack`, `--max-module-size`, `--cache-dir`). Failures print one
+//! line on stderr starting with `error:` and exit with a status that tells their kind
+//! (see [`exit_code`]).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use membrane_host::{Engine, EngineConfig, Error, ErrorKind, HostFunctions};
+
+/// Run, inspect and precompile membrane WebAssembly modules.
+#[derive(Parser, Debug)]
+#[command(name = "membrane", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Call a function of a module with raw input bytes; print its output.
+    Call {
+        /// The module.
+        module: PathBuf,
+        /// The function to call.
+        function: String,
+        /// Read the input payload from this file (`-` for standard input).
+        #[arg(long, conflicts_with = "input_hex")]
+        input: Option<PathBuf>,
+        /// The input payload as hexadecimal digits.
+        #[arg(long)]
+        input_hex: Option<String>,
+        /// Write the output bytes as they are instead of as hexadecimal.
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        limits: Limits,
+    },
+    /// Show a module's exports, imports, ABI version, size and hash.
+    Inspect {
+        /// The module.
+        module: PathBuf,
+        #[command(flatten)]
+        limits: Limits,
+    },
+    /// Compile a module into the on-disk cache, so later loads skip compilation.
+    Precompile {
+        /// The module.
+        module: PathBuf,
+        #[command(flatten)]
+        limits: Limits,
+    },
+}
+
+/// Engine settings shared by every subcommand.
+#[derive(Args, Debug)]
+struct Limits {
+    /// Fuel per call (0 turns metering off).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    fuel: u64,
+    /// Wall-clock timeout per call in milliseconds (0: none).
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u64,
+    /// Largest guest linear memory in bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    max_memory: usize,
+    /// Largest wasm stack in bytes.
+    #[arg(long, default_value_t = 512 << 10)]
+    max_stack: usize,
+    /// Largest module accepted, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_module_size: usize,
+    /// Directory of the on-disk compiled-module cache.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+impl Limits {
+    fn engine(&self) -> Result<Engine, Error> {
+        Engine::new(EngineConfig {
+            metering_limit: (self.fuel > 0).then_some(self.fuel),
+            timeout: (self.timeout_ms > 0).then(|| Duration::from_millis(self.timeout_ms)),
+            max_memory: self.max_memory,
+            max_wasm_stack: self.max_stack,
+            max_module_size: self.max_module_size,
+            cache_dir: self.cache_dir.clone(),
+            ..EngineConfig::default()
+        })
+    }
+}
+
+/// A failure of the command, with the message to print.
+#[derive(Debug)]
+enum Failure {
+    /// The command line was wrong (a file that cannot be read, bad hex, ...).
+    Usage(String),
+    /// membrane reported an error.
+    Membrane(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Membrane(e)
+    }
+}
+
+/// The exit status for a failure: 2 usage, 3 guest error, 4 trap or panic, 5 limit,
+/// 6 invalid module or ABI violation, 1 anything else.
+fn exit_code(failure: &Failure) -> u8 {
+    match failure {
+        Failure::Usage(_) => 2,
+        Failure::Membrane(e) => match e.kind() {
+            ErrorKind::Guest { .. } => 3,
+            ErrorKind::Trap(_) | ErrorKind::Panic { .. } => 4,
+            ErrorKind::Limit(_) => 5,
+            ErrorKind::Abi(_)
+            | ErrorKind::InvalidModule { .. }
+            | ErrorKind::MissingImports { .. }
+            | ErrorKind::UnknownFunction { .. } => 6,
+            _ => 1,
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match &failure {
+                Failure::Usage(message) => eprintln!("error: {message}"),
+                Failure::Membrane(e) => eprintln!("error: {}", e.to_string().replace('\n', " ")),
+            }
+            ExitCode::from(exit_code(&failure))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Call {
+            module,
+            function,
+            input,
+            input_hex,
+            raw,
+            limits,
+        } => {
+            let input = match (input, input_hex) {
+                (Some(path), _) => read_input(&path)?,
+                (None, Some(hex)) => parse_hex(&hex)?,
+                (None, None) => Vec::new(),
+            };
+            let engine = limits.engine()?;
+            let module = engine.load_file(&module)?;
+            let mut instance = module
+                .prepare(&HostFunctions::<()>::new())?
+                .instantiate(())?;
+            let output = instance.call_raw(&function, &input)?;
+            let mut stdout = std::io::stdout().lock();
+            let written = if raw {
+                stdout.write_all(&output)
+            } else {
+                writeln!(stdout, "{}", to_hex(&output))
+            };
+            written.map_err(|e| Failure::Usage(format!("cannot write the output: {e}")))
+        }
+        Command::Inspect {
+            module: path,
+            limits,
+        } => {
+            let wasm = std::fs::read(&path)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+            let engine = limits.engine()?;
+            let module = engine.load(&wasm)?;
+            println!("module:      {}", path.display());
+            println!("size:        {} bytes", wasm.len());
+            println!("blake3:      {}", blake3::hash(&wasm).to_hex());
+            println!("abi version: {}", membrane_types::ABI_VERSION);
+            let mut functions: Vec<&str> = module.functions().collect();
+            functions.sort_unstable();
+            println!("functions:   {}", functions.join(", "));
+            println!("exports:");
+            for (name, ty) in module.exports() {
+                println!("  {name}: {ty}");
+            }
+            println!("imports:");
+            for (m, n) in module.imports() {
+                println!("  {m}::{n}");
+            }
+            Ok(())
+        }
+        Command::Precompile { module, limits } => {
+            if limits.cache_dir.is_none() {
+                return Err(Failure::Usage("precompile needs --cache-dir DIR".into()));
+            }
+            let engine = limits.engine()?;
+            match engine.precompile_file(&module)? {
+                Some(artifact) => println!("{}", artifact.display()),
+                None => {
+                    return Err(Failure::Usage(
+                        "the cache directory could not be used".into(),
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    let mut input = Vec::new();
+    let result = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut input).map(drop)
+    } else {
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut input))
+            .map(drop)
+    };
+    result.map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    Ok(input)
+}
+
+/// Hex digits (whitespace ignored) to bytes.
+fn parse_hex(hex: &str) -> Result<Vec<u8>, Failure> {
+    let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return Err(Failure::Usage(
+            "--input-hex needs an even number of hex digits".into(),
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).unwrap_or("??");
+            u8::from_str_radix(text, 16)
+                .map_err(|_| Failure::Usage(format!("--input-hex: `{text}` is not a hex byte")))
+        })
+        .collect()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_errors() {
+        assert_eq!(parse_hex("00 ff 10").unwrap(), [0, 255, 16]);
+        assert_eq!(to_hex(&[0, 255, 16]), "00ff10");
+        assert!(matches!(parse_hex("abc"), Err(Failure::Usage(m)) if m.contains("even number")));
+        assert!(
+            matches!(parse_hex("zz"), Err(Failure::Usage(m)) if m.contains("`zz` is not a hex byte"))
+        );
+        assert_eq!(parse_hex("").unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn command_line_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
