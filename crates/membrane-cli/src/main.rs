@@ -235,7 +235,7 @@ fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
 /// Hex digits (whitespace ignored) to bytes.
 fn parse_hex(hex: &str) -> Result<Vec<u8>, Failure> {
     let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(Failure::Usage(
             "--input-hex needs an even number of hex digits".into(),
         ));
