@@ -70,6 +70,9 @@ impl<C: Checksum> Codec<C> {
     /// `flags` may carry `EXPECTS_RESPONSE` and `ERROR`; `COMPRESSED` is set or cleared
     /// by the codec according to its config, and `ENCRYPTED` is cleared.
     /// Copying the payload and checksumming it happen in one pass over memory.
+    ///
+    /// When the payload is compressed and `buf` is longer than the envelope, bytes of
+    /// `buf` past the envelope may be used as scratch space and overwritten.
     pub fn encode_into(
         &self,
         buf: &mut [u8],
@@ -99,6 +102,11 @@ impl<C: Checksum> Codec<C> {
 
     /// Compresses into `buf` if the config asks for it and the result is smaller;
     /// returns the envelope length, or `None` to store the payload as it is.
+    ///
+    /// lz4_flex refuses (`OutputTooSmall`) any output slice shorter than its worst case,
+    /// `get_maximum_output_size(n)`, which is larger than `n`. When `buf` has that much
+    /// room the block is written in place; otherwise it goes through a temporary vector
+    /// and is copied in only if it is smaller than the payload.
     fn try_compress_into(&self, buf: &mut [u8], payload: &[u8], flags: Flags) -> Option<usize> {
         let threshold = self.config.compress_threshold?;
         let n = payload.len();
@@ -106,15 +114,27 @@ impl<C: Checksum> Codec<C> {
             return None;
         }
         let uncompressed = u32::try_from(n).ok()?;
-        // Offer the block only the room that would make the payload strictly smaller:
-        // lz4_flex refuses (OutputTooSmall) when it does not fit.
-        let room = n - SIZE_PREFIX_LEN - 1;
-        let body = &mut buf[HEADER_LEN..HEADER_LEN + n];
-        let block_len = lz4_flex::block::compress_into(
-            payload,
-            &mut body[SIZE_PREFIX_LEN..SIZE_PREFIX_LEN + room],
-        )
-        .ok()?;
+        let worst = lz4_flex::block::get_maximum_output_size(n);
+        let body = &mut buf[HEADER_LEN..];
+        let block_len = if body.len() - SIZE_PREFIX_LEN >= worst {
+            let block_len = lz4_flex::block::compress_into(
+                payload,
+                &mut body[SIZE_PREFIX_LEN..SIZE_PREFIX_LEN + worst],
+            )
+            .ok()?;
+            if SIZE_PREFIX_LEN + block_len >= n {
+                return None;
+            }
+            block_len
+        } else {
+            let mut block = alloc::vec![0; worst];
+            let block_len = lz4_flex::block::compress_into(payload, &mut block).ok()?;
+            if SIZE_PREFIX_LEN + block_len >= n {
+                return None;
+            }
+            body[SIZE_PREFIX_LEN..SIZE_PREFIX_LEN + block_len].copy_from_slice(&block[..block_len]);
+            block_len
+        };
         body[..SIZE_PREFIX_LEN].copy_from_slice(&uncompressed.to_le_bytes());
         let carried = SIZE_PREFIX_LEN + block_len;
         let mut header = Header::new(flags.with(Flags::COMPRESSED), carried as u32, 0);
@@ -181,5 +201,23 @@ impl<C: Checksum> Codec<C> {
     #[inline]
     pub fn decode<'a>(&self, bytes: &'a [u8]) -> Result<Envelope<'a>, DecodeError> {
         decode_with(&self.checksum, &self.config, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: lz4_flex refuses any output slice shorter than its worst case, so
+    /// offering it only `n - 5` bytes of the caller's buffer meant nothing was ever
+    /// compressed.
+    #[test]
+    fn compresses_into_an_exact_size_buffer() {
+        let codec = Codec::new(CodecConfig::compressing(0));
+        let payload = [b'a'; 1000];
+        let mut buf = alloc::vec![0; max_encoded_len(payload.len())];
+        let len = codec.encode_into(&mut buf, &payload, Flags::NONE).unwrap();
+        assert!(len < 100, "{len} bytes: not compressed");
+        assert_eq!(buf[3], Flags::COMPRESSED.bits());
     }
 }
