@@ -213,3 +213,84 @@ pub(crate) fn postcard_reason(e: &postcard::Error) -> &'static str {
         _ => "malformed payload",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::ToString;
+
+    /// Messages follow the project style: lower case, no trailing period.
+    #[test]
+    fn messages_are_lower_case_without_a_trailing_period() {
+        let decode = [
+            DecodeError::TooShort { len: 3 },
+            DecodeError::BadMagic { found: [0, 1] },
+            DecodeError::UnsupportedVersion { found: 2 },
+            DecodeError::ReservedFlags { bits: 0x10 },
+            DecodeError::LengthMismatch {
+                declared: 5,
+                available: 4,
+            },
+            DecodeError::ChecksumMismatch {
+                carried: 1,
+                computed: 2,
+            },
+            DecodeError::Encrypted,
+            DecodeError::BadCompressedBlock,
+            DecodeError::DecompressedTooLarge {
+                declared: 10,
+                max: 5,
+            },
+            DecodeError::BufferTooSmall {
+                needed: 5,
+                available: 4,
+            },
+            DecodeError::MalformedErrorPayload,
+            DecodeError::Deserialize { reason: "bad bool" },
+            DecodeError::TrailingBytes { count: 1 },
+        ];
+        let encode = [
+            EncodeError::BufferTooSmall {
+                needed: 5,
+                available: 4,
+            },
+            EncodeError::PayloadTooLarge { len: usize::MAX },
+            EncodeError::Serialize { reason: "x" },
+        ];
+        let messages = decode
+            .iter()
+            .map(ToString::to_string)
+            .chain(encode.iter().map(ToString::to_string));
+        for message in messages {
+            let first = message.chars().next().unwrap();
+            assert!(!first.is_uppercase(), "{message}");
+            assert!(!message.ends_with('.'), "{message}");
+        }
+    }
+
+    #[test]
+    fn header_errors_map_to_their_own_variants() {
+        let cases = [
+            (
+                HeaderError::TooShort { len: 1 },
+                DecodeError::TooShort { len: 1 },
+            ),
+            (
+                HeaderError::BadMagic { found: [1, 2] },
+                DecodeError::BadMagic { found: [1, 2] },
+            ),
+            (
+                HeaderError::UnsupportedVersion { found: 3 },
+                DecodeError::UnsupportedVersion { found: 3 },
+            ),
+            (
+                HeaderError::ReservedFlags { bits: 0x80 },
+                DecodeError::ReservedFlags { bits: 0x80 },
+            ),
+        ];
+        for (header, decode) in cases {
+            assert_eq!(DecodeError::from(header), decode);
+        }
+    }
+}
