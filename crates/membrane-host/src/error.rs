@@ -252,6 +252,28 @@ impl Error {
         )
     }
 
+    /// A copy of an error that poisons, to record as the fault of the outer call when
+    /// it happened in a nested call. Kinds that do not poison become host failures
+    /// carrying their message (they are never recorded as faults).
+    #[cold]
+    pub(crate) fn copy_of_fault(&self) -> Error {
+        let kind = match self.kind() {
+            ErrorKind::Trap(t) => ErrorKind::Trap(t.clone()),
+            ErrorKind::Panic { message } => ErrorKind::Panic {
+                message: message.clone(),
+            },
+            ErrorKind::Abi(v) => ErrorKind::Abi(v.clone()),
+            ErrorKind::Limit(l) => ErrorKind::Limit(l.clone()),
+            ErrorKind::Host { message } => ErrorKind::Host {
+                message: message.clone(),
+            },
+            other => ErrorKind::Host {
+                message: other.to_string(),
+            },
+        };
+        kind.into()
+    }
+
     #[cold]
     pub(crate) fn host(message: impl fmt::Display) -> Error {
         ErrorKind::Host {

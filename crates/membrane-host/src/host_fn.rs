@@ -99,8 +99,12 @@ impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
     }
 
     /// Calls the guest function `name` of the same instance (a re-entrant call) with raw
-    /// payload bytes. Nested at most `EngineConfig::max_call_depth` deep. A trap in the
-    /// nested call fails the whole outer call, whatever the host function does next.
+    /// payload bytes. Nested at most `EngineConfig::max_call_depth` deep: a deeper call
+    /// fails with `LimitKind::CallDepth`, which the host function may hand to the guest
+    /// as an error envelope. Any other failure of the nested call that poisons the
+    /// instance (a trap, a panic, an ABI violation, a memory limit) fails the whole
+    /// outer call with that error, whatever the host function does next; a guest error
+    /// does not.
     pub fn call_raw(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
         let Some(handles) = self.caller.data().handles.clone() else {
             return Err(Error::host("instance is not initialised"));

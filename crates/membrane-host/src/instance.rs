@@ -285,6 +285,13 @@ fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<(
 }
 
 /// One call of a guest function, top-level or nested: input envelope in, output out.
+///
+/// A nested call (made by a host function) that fails with an error that poisons
+/// records a copy of it as the store's fault: the host function may swallow the error
+/// and let the guest go on, but the outer call fails with it all the same. The depth
+/// limit is the exception (`docs/abi.md` §6): it refuses the nested call before any
+/// guest code runs, so the instance is intact and the host function may hand the
+/// refusal to the guest as an error envelope.
 pub(crate) fn call_in<T: 'static, R>(
     mut store: impl AsContextMut<Data = StoreData<T>>,
     handles: &Handles,
@@ -293,6 +300,25 @@ pub(crate) fn call_in<T: 'static, R>(
     read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
 ) -> Result<R> {
     let mut store = store.as_context_mut();
+    let nested = store.data().depth > 0;
+    let result = call_at_depth(&mut store, handles, name, input, read);
+    if nested
+        && let Err(e) = &result
+        && e.poisons()
+        && !matches!(e.kind(), ErrorKind::Limit(LimitKind::CallDepth { .. }))
+    {
+        store.data_mut().set_fault(e.copy_of_fault());
+    }
+    result
+}
+
+fn call_at_depth<T: 'static, R>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    handles: &Handles,
+    name: &str,
+    input: &[u8],
+    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
+) -> Result<R> {
     let data = store.data_mut();
     if data.depth >= data.max_depth {
         return Err(ErrorKind::Limit(LimitKind::CallDepth {
@@ -300,11 +326,11 @@ pub(crate) fn call_in<T: 'static, R>(
         })
         .into());
     }
-    let func = function(&mut store, handles, name)?;
+    let func = function(store, handles, name)?;
     let data = store.data_mut();
     let top_level = data.depth == 0;
     data.depth += 1;
-    let result = call_func(&mut store, handles, func, input, top_level, read);
+    let result = call_func(store, handles, func, input, top_level, read);
     store.data_mut().depth -= 1;
     result
 }
