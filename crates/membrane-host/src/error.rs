@@ -186,6 +186,13 @@ pub enum AbiViolation {
         /// The bytes asked for.
         len: u32,
     },
+    /// The module's start function called an import: host functions and intrinsics
+    /// serve calls only once the instance exists.
+    #[error("the start function called `{import}` before instantiation finished")]
+    ImportDuringStart {
+        /// The import as `module::name`.
+        import: String,
+    },
 }
 
 /// Which limit was hit.

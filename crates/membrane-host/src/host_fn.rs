@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasmtime::{AsContextMut, Caller, Linker};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{AbiViolation, Error, ErrorKind, Result};
 use crate::instance::{call_in, guest_region, guest_region_mut};
 use crate::store::{Handles, StoreData};
 
@@ -290,17 +290,20 @@ impl<T: Send + 'static> HostFunctions<T> {
                     HOST_MODULE,
                     &name.clone(),
                     move |mut caller: Caller<'_, StoreData<T>>, ptr: u32, len: u32| {
-                        // A panicking host function is a bug of the host application; it
-                        // stops this call (and poisons the instance) instead of unwinding
-                        // through wasm frames into the caller.
-                        let result =
+                        let result = if caller.data().handles.is_none() {
+                            Err(import_during_start(HOST_MODULE, &name))
+                        } else {
+                            // A panicking host function is a bug of the host application;
+                            // it stops this call (and poisons the instance) instead of
+                            // unwinding through wasm frames into the caller.
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &f {
                                 Registered::Typed(f) => f(&mut caller, &name, ptr, len),
                                 Registered::Raw(f) => {
                                     call_raw_host_fn(&mut caller, &name, &**f, ptr, len)
                                 }
                             }))
-                            .unwrap_or_else(|panic| Err(host_fn_panicked(&name, &*panic)));
+                            .unwrap_or_else(|panic| Err(host_fn_panicked(&name, &*panic)))
+                        };
                         trap_on_fault(&mut caller, result)
                     },
                 )
@@ -357,6 +360,15 @@ fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("<non-string panic payload>");
     Error::host(format_args!("host function `{name}` panicked: {message}"))
+}
+
+/// The error for an import called by the module's start function: the instance does
+/// not exist yet, so there is no memory or allocation entry to serve the call with.
+#[cold]
+fn import_during_start(module: &str, name: &str) -> Error {
+    Error::abi(AbiViolation::ImportDuringStart {
+        import: format!("{module}::{name}"),
+    })
 }
 
 /// Turns a host-detected guest fault into a trap, recording the real error.
@@ -476,9 +488,7 @@ fn intrinsic_crc32<T: 'static>(
                 Crc32Fast.update(state, bytes)
             })
         }
-        None => Err(Error::host(
-            "crc32 called before the instance finished instantiating",
-        )),
+        None => Err(import_during_start(INTRINSICS_MODULE, CRC32_IMPORT)),
     };
     result.map_err(|e| {
         caller.data_mut().set_fault(e);
