@@ -186,6 +186,16 @@ pub enum AbiViolation {
         /// The bytes asked for.
         len: u32,
     },
+    /// An import the host provides has another type in the module.
+    #[error("import `{import}` has type {found}, the host provides {expected}")]
+    WrongImportType {
+        /// The import as `module::name`.
+        import: String,
+        /// What the host provides.
+        expected: &'static str,
+        /// What the module imports.
+        found: String,
+    },
     /// The module's start function called an import: host functions and intrinsics
     /// serve calls only once the instance exists.
     #[error("the start function called `{import}` before instantiation finished")]

@@ -10,10 +10,11 @@ use membrane_types::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasmtime::{AsContextMut, Caller, Linker};
+use wasmtime::{AsContextMut, Caller, ExternType, Linker, ValType};
 
 use crate::error::{AbiViolation, Error, ErrorKind, Result};
 use crate::instance::{call_in, guest_region, guest_region_mut};
+use crate::module::{FUNCTION_SIGNATURE, has_signature, is_i32, is_i64};
 use crate::store::{Handles, StoreData};
 
 /// The error a host function returns; the guest receives it as an error envelope
@@ -313,14 +314,45 @@ impl<T: Send + 'static> HostFunctions<T> {
     }
 }
 
-/// Whether the linker provides this import.
-pub(crate) fn provides<T: Send + 'static>(
+/// The type of a function the linker provides.
+pub(crate) struct Provided {
+    params: &'static [fn(&ValType) -> bool],
+    results: &'static [fn(&ValType) -> bool],
+    /// The type as WAT text, for error messages.
+    pub(crate) text: &'static str,
+}
+
+impl Provided {
+    /// Whether an import of type `ty` can take this function.
+    pub(crate) fn fits(&self, ty: &ExternType) -> bool {
+        matches!(ty, ExternType::Func(f) if has_signature(f, self.params, self.results))
+    }
+}
+
+/// The type the linker gives this import, or `None` if it does not provide it.
+pub(crate) fn provided<T: Send + 'static>(
     host: &HostFunctions<T>,
     module: &str,
     name: &str,
-) -> bool {
-    (module == INTRINSICS_MODULE && (name == CRC32_IMPORT || name == PANIC_IMPORT))
-        || (module == HOST_MODULE && host.contains(name))
+) -> Option<Provided> {
+    match (module, name) {
+        (INTRINSICS_MODULE, CRC32_IMPORT) => Some(Provided {
+            params: &[is_i32, is_i32, is_i32],
+            results: &[is_i32],
+            text: "(func (param i32 i32 i32) (result i32))",
+        }),
+        (INTRINSICS_MODULE, PANIC_IMPORT) => Some(Provided {
+            params: &[is_i32, is_i32],
+            results: &[],
+            text: "(func (param i32 i32))",
+        }),
+        (HOST_MODULE, name) if host.contains(name) => Some(Provided {
+            params: &[is_i32, is_i32],
+            results: &[is_i64],
+            text: FUNCTION_SIGNATURE,
+        }),
+        _ => None,
+    }
 }
 
 fn call_raw_host_fn<T: 'static>(

@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::{AsContextMut, Linker, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
 use crate::error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
-use crate::host_fn::{HostFunctions, provides};
-use crate::module::Module;
+use crate::host_fn::{HostFunctions, provided};
+use crate::module::{Module, describe};
 use crate::store::{CancelHandle, Handles, Limits, StoreData, Timer};
 
 /// A module linked with its host functions, ready to make instances quickly (wasmtime's
@@ -32,13 +32,27 @@ impl<T: 'static> Clone for InstancePre<T> {
 
 impl<T: Send + 'static> InstancePre<T> {
     pub(crate) fn new(module: Module, host: &HostFunctions<T>) -> Result<InstancePre<T>> {
-        let missing: Vec<String> = module
-            .imports()
-            .filter(|(m, n)| !provides(host, m, n))
-            .map(|(m, n)| format!("{m}::{n}"))
-            .collect();
+        let mut missing = Vec::new();
+        let mut wrong_type = None;
+        for import in module.wasmtime().imports() {
+            let name = format!("{}::{}", import.module(), import.name());
+            match provided(host, import.module(), import.name()) {
+                None => missing.push(name),
+                Some(provided) if !provided.fits(&import.ty()) => {
+                    wrong_type.get_or_insert(AbiViolation::WrongImportType {
+                        import: name,
+                        expected: provided.text,
+                        found: describe(&import.ty()),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
         if !missing.is_empty() {
             return Err(ErrorKind::MissingImports { imports: missing }.into());
+        }
+        if let Some(violation) = wrong_type {
+            return Err(Error::abi(violation));
         }
         let mut linker = Linker::new(module.engine().wasmtime());
         host.link(&mut linker)?;

@@ -41,7 +41,7 @@ pub(crate) const FUNCTION_SIGNATURE: &str = "(func (param i32 i32) (result i64))
 /// The ABI signature of the allocation entry.
 const ALLOC_SIGNATURE: &str = "(func (param i32 i32) (result i32))";
 
-fn has_signature(
+pub(crate) fn has_signature(
     ty: &FuncType,
     params: &[fn(&ValType) -> bool],
     results: &[fn(&ValType) -> bool],
@@ -52,11 +52,11 @@ fn has_signature(
         && ty.results().zip(results).all(|(r, ok)| ok(&r))
 }
 
-fn is_i32(t: &ValType) -> bool {
+pub(crate) fn is_i32(t: &ValType) -> bool {
     matches!(t, ValType::I32)
 }
 
-fn is_i64(t: &ValType) -> bool {
+pub(crate) fn is_i64(t: &ValType) -> bool {
     matches!(t, ValType::I64)
 }
 
