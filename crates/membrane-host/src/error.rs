@@ -235,6 +235,23 @@ pub enum LimitKind {
         /// The limit.
         limit: u32,
     },
+    /// The module defines more linear memories than an instance may have (checked at
+    /// load).
+    #[error("module defines {count} memories, at most {limit} allowed")]
+    Memories {
+        /// How many the module defines.
+        count: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// The module defines more tables than an instance may have (checked at load).
+    #[error("module defines {count} tables, at most {limit} allowed")]
+    Tables {
+        /// How many the module defines.
+        count: u32,
+        /// The limit.
+        limit: u32,
+    },
     /// The pooling allocator has no free instance slot.
     #[error("no free instance slot in the pooling allocator")]
     Instances,
