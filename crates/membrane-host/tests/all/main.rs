@@ -6,5 +6,6 @@ mod abi;
 mod cache;
 mod calls;
 mod host_fns;
+mod hostile;
 mod limits;
 mod support;
