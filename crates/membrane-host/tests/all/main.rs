@@ -8,4 +8,5 @@ mod calls;
 mod host_fns;
 mod hostile;
 mod limits;
+mod soak;
 mod support;
