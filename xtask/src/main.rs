@@ -6,11 +6,13 @@
 //! | `test [args]` | `build-guests`, then `cargo test --workspace [args]`: the README's test command |
 //! | `demo` | `build-guests`, then runs the host demo (the README's run command) |
 //! | `bench [args]` | `build-guests`, then `cargo bench -p membrane-benches [args]` |
+//! | `soak [args]` | `build-guests`, then a million good and failing calls (`--calls N` to change) in release; fails if the host's RSS grows 1% or more after the warm-up |
 //! | `ci` | everything `.ci/run` checks, in order |
 
 mod ci;
 mod guests;
 mod run;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -30,9 +32,12 @@ fn main() -> ExitCode {
         "bench" => guests::build().and_then(|()| {
             run::cargo(&[&["bench", "-p", "membrane-benches"], &strs(rest)[..]].concat())
         }),
+        "soak" => soak::run(&strs(rest)),
         "ci" => ci::run(),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <build-guests | test [args] | demo | bench [args] | ci>");
+            println!(
+                "usage: cargo xtask <build-guests | test [args] | demo | bench [args] | soak [args] | ci>"
+            );
             Ok(())
         }
         other => Err(format!("unknown task `{other}`; try `cargo xtask help`")),

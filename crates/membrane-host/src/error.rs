@@ -186,6 +186,23 @@ pub enum AbiViolation {
         /// The bytes asked for.
         len: u32,
     },
+    /// An import the host provides has another type in the module.
+    #[error("import `{import}` has type {found}, the host provides {expected}")]
+    WrongImportType {
+        /// The import as `module::name`.
+        import: String,
+        /// What the host provides.
+        expected: &'static str,
+        /// What the module imports.
+        found: String,
+    },
+    /// The module's start function called an import: host functions and intrinsics
+    /// serve calls only once the instance exists.
+    #[error("the start function called `{import}` before instantiation finished")]
+    ImportDuringStart {
+        /// The import as `module::name`.
+        import: String,
+    },
 }
 
 /// Which limit was hit.
@@ -215,6 +232,23 @@ pub enum LimitKind {
     /// Host functions calling back into the guest nested deeper than allowed.
     #[error("calls nested more than {limit} deep")]
     CallDepth {
+        /// The limit.
+        limit: u32,
+    },
+    /// The module defines more linear memories than an instance may have (checked at
+    /// load).
+    #[error("module defines {count} memories, at most {limit} allowed")]
+    Memories {
+        /// How many the module defines.
+        count: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// The module defines more tables than an instance may have (checked at load).
+    #[error("module defines {count} tables, at most {limit} allowed")]
+    Tables {
+        /// How many the module defines.
+        count: u32,
         /// The limit.
         limit: u32,
     },
@@ -250,6 +284,28 @@ impl Error {
                 | ErrorKind::Limit(_)
                 | ErrorKind::Host { .. }
         )
+    }
+
+    /// A copy of an error that poisons, to record as the fault of the outer call when
+    /// it happened in a nested call. Kinds that do not poison become host failures
+    /// carrying their message (they are never recorded as faults).
+    #[cold]
+    pub(crate) fn copy_of_fault(&self) -> Error {
+        let kind = match self.kind() {
+            ErrorKind::Trap(t) => ErrorKind::Trap(t.clone()),
+            ErrorKind::Panic { message } => ErrorKind::Panic {
+                message: message.clone(),
+            },
+            ErrorKind::Abi(v) => ErrorKind::Abi(v.clone()),
+            ErrorKind::Limit(l) => ErrorKind::Limit(l.clone()),
+            ErrorKind::Host { message } => ErrorKind::Host {
+                message: message.clone(),
+            },
+            other => ErrorKind::Host {
+                message: other.to_string(),
+            },
+        };
+        kind.into()
     }
 
     #[cold]

@@ -10,10 +10,11 @@ use membrane_types::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasmtime::{AsContextMut, Caller, Linker};
+use wasmtime::{AsContextMut, Caller, ExternType, Linker, ValType};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{AbiViolation, Error, ErrorKind, Result};
 use crate::instance::{call_in, guest_region, guest_region_mut};
+use crate::module::{FUNCTION_SIGNATURE, has_signature, is_i32, is_i64};
 use crate::store::{Handles, StoreData};
 
 /// The error a host function returns; the guest receives it as an error envelope
@@ -99,8 +100,12 @@ impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
     }
 
     /// Calls the guest function `name` of the same instance (a re-entrant call) with raw
-    /// payload bytes. Nested at most `EngineConfig::max_call_depth` deep. A trap in the
-    /// nested call fails the whole outer call, whatever the host function does next.
+    /// payload bytes. Nested at most `EngineConfig::max_call_depth` deep: a deeper call
+    /// fails with `LimitKind::CallDepth`, which the host function may hand to the guest
+    /// as an error envelope. Any other failure of the nested call that poisons the
+    /// instance (a trap, a panic, an ABI violation, a memory limit) fails the whole
+    /// outer call with that error, whatever the host function does next; a guest error
+    /// does not.
     pub fn call_raw(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
         let Some(handles) = self.caller.data().handles.clone() else {
             return Err(Error::host("instance is not initialised"));
@@ -286,17 +291,20 @@ impl<T: Send + 'static> HostFunctions<T> {
                     HOST_MODULE,
                     &name.clone(),
                     move |mut caller: Caller<'_, StoreData<T>>, ptr: u32, len: u32| {
-                        // A panicking host function is a bug of the host application; it
-                        // stops this call (and poisons the instance) instead of unwinding
-                        // through wasm frames into the caller.
-                        let result =
+                        let result = if caller.data().handles.is_none() {
+                            Err(import_during_start(HOST_MODULE, &name))
+                        } else {
+                            // A panicking host function is a bug of the host application;
+                            // it stops this call (and poisons the instance) instead of
+                            // unwinding through wasm frames into the caller.
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &f {
                                 Registered::Typed(f) => f(&mut caller, &name, ptr, len),
                                 Registered::Raw(f) => {
                                     call_raw_host_fn(&mut caller, &name, &**f, ptr, len)
                                 }
                             }))
-                            .unwrap_or_else(|panic| Err(host_fn_panicked(&name, &*panic)));
+                            .unwrap_or_else(|panic| Err(host_fn_panicked(&name, &*panic)))
+                        };
                         trap_on_fault(&mut caller, result)
                     },
                 )
@@ -306,14 +314,45 @@ impl<T: Send + 'static> HostFunctions<T> {
     }
 }
 
-/// Whether the linker provides this import.
-pub(crate) fn provides<T: Send + 'static>(
+/// The type of a function the linker provides.
+pub(crate) struct Provided {
+    params: &'static [fn(&ValType) -> bool],
+    results: &'static [fn(&ValType) -> bool],
+    /// The type as WAT text, for error messages.
+    pub(crate) text: &'static str,
+}
+
+impl Provided {
+    /// Whether an import of type `ty` can take this function.
+    pub(crate) fn fits(&self, ty: &ExternType) -> bool {
+        matches!(ty, ExternType::Func(f) if has_signature(f, self.params, self.results))
+    }
+}
+
+/// The type the linker gives this import, or `None` if it does not provide it.
+pub(crate) fn provided<T: Send + 'static>(
     host: &HostFunctions<T>,
     module: &str,
     name: &str,
-) -> bool {
-    (module == INTRINSICS_MODULE && (name == CRC32_IMPORT || name == PANIC_IMPORT))
-        || (module == HOST_MODULE && host.contains(name))
+) -> Option<Provided> {
+    match (module, name) {
+        (INTRINSICS_MODULE, CRC32_IMPORT) => Some(Provided {
+            params: &[is_i32, is_i32, is_i32],
+            results: &[is_i32],
+            text: "(func (param i32 i32 i32) (result i32))",
+        }),
+        (INTRINSICS_MODULE, PANIC_IMPORT) => Some(Provided {
+            params: &[is_i32, is_i32],
+            results: &[],
+            text: "(func (param i32 i32))",
+        }),
+        (HOST_MODULE, name) if host.contains(name) => Some(Provided {
+            params: &[is_i32, is_i32],
+            results: &[is_i64],
+            text: FUNCTION_SIGNATURE,
+        }),
+        _ => None,
+    }
 }
 
 fn call_raw_host_fn<T: 'static>(
@@ -353,6 +392,15 @@ fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("<non-string panic payload>");
     Error::host(format_args!("host function `{name}` panicked: {message}"))
+}
+
+/// The error for an import called by the module's start function: the instance does
+/// not exist yet, so there is no memory or allocation entry to serve the call with.
+#[cold]
+fn import_during_start(module: &str, name: &str) -> Error {
+    Error::abi(AbiViolation::ImportDuringStart {
+        import: format!("{module}::{name}"),
+    })
 }
 
 /// Turns a host-detected guest fault into a trap, recording the real error.
@@ -472,9 +520,7 @@ fn intrinsic_crc32<T: 'static>(
                 Crc32Fast.update(state, bytes)
             })
         }
-        None => Err(Error::host(
-            "crc32 called before the instance finished instantiating",
-        )),
+        None => Err(import_during_start(INTRINSICS_MODULE, CRC32_IMPORT)),
     };
     result.map_err(|e| {
         caller.data_mut().set_fault(e);

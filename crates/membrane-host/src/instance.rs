@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::{AsContextMut, Linker, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
 use crate::error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
-use crate::host_fn::{HostFunctions, provides};
-use crate::module::Module;
+use crate::host_fn::{HostFunctions, provided};
+use crate::module::{Module, describe};
 use crate::store::{CancelHandle, Handles, Limits, StoreData, Timer};
 
 /// A module linked with its host functions, ready to make instances quickly (wasmtime's
@@ -32,13 +32,27 @@ impl<T: 'static> Clone for InstancePre<T> {
 
 impl<T: Send + 'static> InstancePre<T> {
     pub(crate) fn new(module: Module, host: &HostFunctions<T>) -> Result<InstancePre<T>> {
-        let missing: Vec<String> = module
-            .imports()
-            .filter(|(m, n)| !provides(host, m, n))
-            .map(|(m, n)| format!("{m}::{n}"))
-            .collect();
+        let mut missing = Vec::new();
+        let mut wrong_type = None;
+        for import in module.wasmtime().imports() {
+            let name = format!("{}::{}", import.module(), import.name());
+            match provided(host, import.module(), import.name()) {
+                None => missing.push(name),
+                Some(provided) if !provided.fits(&import.ty()) => {
+                    wrong_type.get_or_insert(AbiViolation::WrongImportType {
+                        import: name,
+                        expected: provided.text,
+                        found: describe(&import.ty()),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
         if !missing.is_empty() {
             return Err(ErrorKind::MissingImports { imports: missing }.into());
+        }
+        if let Some(violation) = wrong_type {
+            return Err(Error::abi(violation));
         }
         let mut linker = Linker::new(module.engine().wasmtime());
         host.link(&mut linker)?;
@@ -285,6 +299,13 @@ fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<(
 }
 
 /// One call of a guest function, top-level or nested: input envelope in, output out.
+///
+/// A nested call (made by a host function) that fails with an error that poisons
+/// records a copy of it as the store's fault: the host function may swallow the error
+/// and let the guest go on, but the outer call fails with it all the same. The depth
+/// limit is the exception (`docs/abi.md` §6): it refuses the nested call before any
+/// guest code runs, so the instance is intact and the host function may hand the
+/// refusal to the guest as an error envelope.
 pub(crate) fn call_in<T: 'static, R>(
     mut store: impl AsContextMut<Data = StoreData<T>>,
     handles: &Handles,
@@ -293,6 +314,25 @@ pub(crate) fn call_in<T: 'static, R>(
     read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
 ) -> Result<R> {
     let mut store = store.as_context_mut();
+    let nested = store.data().depth > 0;
+    let result = call_at_depth(&mut store, handles, name, input, read);
+    if nested
+        && let Err(e) = &result
+        && e.poisons()
+        && !matches!(e.kind(), ErrorKind::Limit(LimitKind::CallDepth { .. }))
+    {
+        store.data_mut().set_fault(e.copy_of_fault());
+    }
+    result
+}
+
+fn call_at_depth<T: 'static, R>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    handles: &Handles,
+    name: &str,
+    input: &[u8],
+    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
+) -> Result<R> {
     let data = store.data_mut();
     if data.depth >= data.max_depth {
         return Err(ErrorKind::Limit(LimitKind::CallDepth {
@@ -300,11 +340,11 @@ pub(crate) fn call_in<T: 'static, R>(
         })
         .into());
     }
-    let func = function(&mut store, handles, name)?;
+    let func = function(store, handles, name)?;
     let data = store.data_mut();
     let top_level = data.depth == 0;
     data.depth += 1;
-    let result = call_func(&mut store, handles, func, input, top_level, read);
+    let result = call_func(store, handles, func, input, top_level, read);
     store.data_mut().depth -= 1;
     result
 }

@@ -8,9 +8,10 @@ use membrane_types::{
 use wasmtime::{ExternType, FuncType, ValType};
 
 use crate::engine::Engine;
-use crate::error::{AbiViolation, Error, Result};
+use crate::error::{AbiViolation, Error, ErrorKind, LimitKind, Result};
 use crate::host_fn::HostFunctions;
 use crate::instance::InstancePre;
+use crate::store::{MAX_MEMORIES, MAX_TABLES};
 
 /// A compiled membrane module whose ABI has been checked. Cheap to clone, `Send + Sync`.
 ///
@@ -41,7 +42,7 @@ pub(crate) const FUNCTION_SIGNATURE: &str = "(func (param i32 i32) (result i64))
 /// The ABI signature of the allocation entry.
 const ALLOC_SIGNATURE: &str = "(func (param i32 i32) (result i32))";
 
-fn has_signature(
+pub(crate) fn has_signature(
     ty: &FuncType,
     params: &[fn(&ValType) -> bool],
     results: &[fn(&ValType) -> bool],
@@ -52,11 +53,11 @@ fn has_signature(
         && ty.results().zip(results).all(|(r, ok)| ok(&r))
 }
 
-fn is_i32(t: &ValType) -> bool {
+pub(crate) fn is_i32(t: &ValType) -> bool {
     matches!(t, ValType::I32)
 }
 
-fn is_i64(t: &ValType) -> bool {
+pub(crate) fn is_i64(t: &ValType) -> bool {
     matches!(t, ValType::I64)
 }
 
@@ -124,6 +125,23 @@ impl Module {
                     name: ALLOC_EXPORT.into(),
                 }));
             }
+        }
+        // The store's resource limiter refuses more at instantiation, where the failure
+        // would not say why; refuse such a module when it is loaded instead.
+        let resources = module.resources_required();
+        if resources.num_memories > MAX_MEMORIES {
+            return Err(ErrorKind::Limit(LimitKind::Memories {
+                count: resources.num_memories,
+                limit: MAX_MEMORIES,
+            })
+            .into());
+        }
+        if resources.num_tables > MAX_TABLES {
+            return Err(ErrorKind::Limit(LimitKind::Tables {
+                count: resources.num_tables,
+                limit: MAX_TABLES,
+            })
+            .into());
         }
         let mut functions = Vec::new();
         for export in module.exports() {

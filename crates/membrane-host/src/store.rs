@@ -85,6 +85,13 @@ impl<T> StoreData<T> {
     }
 }
 
+/// Linear memories an instance may have: the one the ABI exports.
+pub(crate) const MAX_MEMORIES: u32 = 1;
+
+/// Tables an instance may have: Rust guests have one; a few more are harmless and
+/// bounded.
+pub(crate) const MAX_TABLES: u32 = 4;
+
 /// Memory and table limits, with a record of denials for error reporting.
 pub(crate) struct Limits {
     pub(crate) max_memory: usize,
@@ -121,12 +128,11 @@ impl wasmtime::ResourceLimiter for Limits {
     }
 
     fn memories(&self) -> usize {
-        1
+        MAX_MEMORIES as usize
     }
 
     fn tables(&self) -> usize {
-        // Rust guests have one table; a few more are harmless and bounded.
-        4
+        MAX_TABLES as usize
     }
 }
 

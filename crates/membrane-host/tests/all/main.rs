@@ -6,5 +6,7 @@ mod abi;
 mod cache;
 mod calls;
 mod host_fns;
+mod hostile;
 mod limits;
+mod soak;
 mod support;
