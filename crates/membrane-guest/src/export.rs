@@ -263,6 +263,42 @@ impl RawOutput {
     }
 }
 
+/// Copies a short run (fewer than 16 bytes: varints, short strings) with at most two
+/// overlapping loads and stores per width, without a loop: a loop costs fuel and
+/// interruption checks per iteration in wasm, and a variable-length `memory.copy` is a
+/// call out of the wasm code.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `src.len()` bytes and must not overlap `src`.
+#[inline(always)]
+unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    let n = src.len();
+    let s = src.as_ptr();
+    // SAFETY: in every branch, each read is of `src[i..i + w]` with `i + w <= n`, and
+    // every write of `dst[i..i + w]` with `i + w <= n`, which the caller allows; unaligned
+    // accesses are used throughout. Overlapping writes store the same bytes twice.
+    unsafe {
+        if n >= 8 {
+            let head = s.cast::<u64>().read_unaligned();
+            let tail = s.add(n - 8).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().write_unaligned(head);
+            dst.add(n - 8).cast::<u64>().write_unaligned(tail);
+        } else if n >= 4 {
+            let head = s.cast::<u32>().read_unaligned();
+            let tail = s.add(n - 4).cast::<u32>().read_unaligned();
+            dst.cast::<u32>().write_unaligned(head);
+            dst.add(n - 4).cast::<u32>().write_unaligned(tail);
+        } else if n > 0 {
+            // 1 to 3 bytes: first, middle and last (some of them the same byte).
+            let (a, b, c) = (*s, *s.add(n / 2), *s.add(n - 1));
+            *dst = a;
+            *dst.add(n / 2) = b;
+            *dst.add(n - 1) = c;
+        }
+    }
+}
+
 impl postcard::ser_flavors::Flavor for RawOutput {
     type Output = usize;
 
@@ -288,13 +324,8 @@ impl postcard::ser_flavors::Flavor for RawOutput {
             return Err(postcard::Error::SerializeBufferFull);
         }
         if n < 16 {
-            // Short runs (varints, small strings) byte by byte: a `memory.copy` of a
-            // variable length is a call out of the wasm code, dearer than the loop. The
-            // volatile stores keep LLVM from turning the loop back into a `memcpy`.
-            for (i, &byte) in data.iter().enumerate() {
-                // SAFETY: `i < n <= left` bytes are valid for writes from `next`.
-                unsafe { self.next.add(i).write_volatile(byte) };
-            }
+            // SAFETY: `n <= left` bytes are valid for writes from `next` (see `new`).
+            unsafe { copy_short(data, self.next) };
         } else {
             // SAFETY: `n <= left` bytes are valid for writes from `next` (see `new`),
             // and `data` is a live shared slice, so it cannot overlap memory we write.
@@ -348,5 +379,32 @@ fn out_of_memory() -> u64 {
     match codec().encode_error_into(buf, ErrorCode::OUT_OF_MEMORY, MESSAGE) {
         Ok(n) => pack(&buf[..n]),
         Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RawOutput;
+    use postcard::ser_flavors::Flavor;
+
+    /// Every run length, around each branch of `copy_short` and the copying path,
+    /// lands intact right after the bytes written before it; a run too long for what
+    /// is left is refused without writing.
+    #[test]
+    fn raw_output_writes_runs_of_every_length() {
+        for n in 0..40usize {
+            let data: alloc::vec::Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+            let mut buf = [0xAAu8; 64];
+            // SAFETY: `buf` is valid for writes of its 64 bytes while `out` is used.
+            let mut out = unsafe { RawOutput::new(buf.as_mut_ptr(), 1 + n) };
+            out.try_push(7).unwrap();
+            out.try_extend(&data).unwrap();
+            assert!(out.try_push(0).is_err(), "len {n}");
+            assert!(n == 0 || out.try_extend(&data).is_err(), "len {n}");
+            assert_eq!(out.finalize().unwrap(), 1 + n);
+            assert_eq!(buf[0], 7);
+            assert_eq!(&buf[1..1 + n], &data[..], "len {n}");
+            assert!(buf[1 + n..].iter().all(|&b| b == 0xAA), "len {n}");
+        }
     }
 }
