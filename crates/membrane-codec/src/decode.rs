@@ -22,6 +22,7 @@ pub struct Envelope<'a> {
     uncompressed_len: usize,
 }
 
+#[inline(always)]
 pub(crate) fn decode_with<'a, C: Checksum + ?Sized>(
     c: &C,
     config: &CodecConfig,

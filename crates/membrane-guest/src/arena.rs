@@ -8,9 +8,15 @@
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 compile_error!("membrane-guest supports single-threaded wasm32 only (no `atomics` target feature)");
 
-use bumpalo::Bump;
 use core::alloc::Layout;
 use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+
+/// Every arena allocation is 8-aligned: with the bump's minimum alignment equal to the
+/// requested one, bumpalo's fast path needs no extra rounding of its pointer.
+const ALIGN: usize = 8;
+
+type Bump = bumpalo::Bump<ALIGN>;
 
 struct Arena(UnsafeCell<Option<Bump>>);
 
@@ -26,7 +32,7 @@ fn bump() -> &'static Bump {
     // SAFETY: single-threaded (see `Arena`), and the only `&mut` to the cell's content is
     // taken in `reset`, which the ABI allows only when no call is running, i.e. when no
     // reference returned here is still in use.
-    unsafe { (*ARENA.0.get()).get_or_insert_with(Bump::new) }
+    unsafe { (*ARENA.0.get()).get_or_insert_with(Bump::with_min_align) }
 }
 
 /// Reclaims everything allocated in the arena. Keeps its largest chunk for reuse.
@@ -43,11 +49,20 @@ unsafe fn reset() {
     }
 }
 
+/// `len` uninitialised bytes in the arena, or `None` when memory is exhausted.
+///
+/// The memory is fresh and exclusive, valid for writes of `len` bytes until the next
+/// reset; it must be written before it is read as `u8`s.
+#[inline]
+pub(crate) fn alloc_uninit(len: usize) -> Option<NonNull<u8>> {
+    let layout = Layout::from_size_align(len, ALIGN).ok()?;
+    bump().try_alloc_layout(layout).ok()
+}
+
 /// `len` zeroed bytes in the arena, or `None` when memory is exhausted.
 #[inline]
 pub(crate) fn alloc_zeroed(len: usize) -> Option<&'static mut [u8]> {
-    let layout = Layout::from_size_align(len, 8).ok()?;
-    let ptr = bump().try_alloc_layout(layout).ok()?.as_ptr();
+    let ptr = alloc_uninit(len)?.as_ptr();
     // SAFETY: `ptr` is a fresh, exclusive allocation of `len` bytes; it is initialised by
     // `write_bytes` before the slice is formed.
     unsafe {
@@ -68,12 +83,9 @@ pub extern "C" fn __membrane_alloc(len: u32, reset: u32) -> u32 {
         // so no reference into the arena is live.
         unsafe { self::reset() };
     }
-    let Ok(layout) = Layout::from_size_align(len as usize, 8) else {
-        return 0;
-    };
-    match bump().try_alloc_layout(layout) {
-        Ok(ptr) => ptr.as_ptr() as u32,
-        Err(_) => 0,
+    match alloc_uninit(len as usize) {
+        Some(ptr) => ptr.as_ptr() as u32,
+        None => 0,
     }
 }
 

@@ -71,39 +71,48 @@ where
 /// `ptr` and `len` must be the arguments the host passed to the running export, and the
 /// returned slice must not be used after the export returns (the arena that holds it is
 /// reset by the next top-level call).
+#[inline]
 pub unsafe fn host_args<'call>(ptr: u32, len: u32) -> Result<&'call [u8], u64> {
     #[cfg(feature = "std")]
     crate::panic::install_panic_hook();
     let (ptr, len) = (ptr as usize, len as usize);
     if !input_in_memory(ptr, len) {
-        return Err(return_err(
-            ErrorCode::INVALID_INPUT,
-            "input envelope is outside guest memory",
-        ));
+        return Err(input_error("input envelope is outside guest memory"));
     }
     // SAFETY: the region is inside linear memory (checked above) and, per the ABI, is
     // the envelope the host wrote into memory it obtained from `__membrane_alloc` for
     // this call; nothing else writes it while the call runs.
     let bytes: &'call [u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-    let envelope: Envelope<'call> = match codec().decode(bytes) {
-        Ok(envelope) if !envelope.is_error() => envelope,
-        Ok(_) => {
-            return Err(return_err(
-                ErrorCode::INVALID_INPUT,
-                "input envelope has the ERROR flag",
-            ));
-        }
-        Err(e) => {
-            return Err(return_err(
-                ErrorCode::INVALID_INPUT,
-                &format!("input envelope: {e}"),
-            ));
-        }
-    };
-    if let Some(payload) = envelope.uncompressed_payload() {
-        LAST_INPUT.0.set((ptr, len));
-        return Ok(payload);
+    match codec().decode(bytes) {
+        Ok(envelope) if !envelope.is_error() => match envelope.uncompressed_payload() {
+            Some(payload) => {
+                LAST_INPUT.0.set((ptr, len));
+                Ok(payload)
+            }
+            None => decompress_input(&envelope),
+        },
+        Ok(_) => Err(input_error("input envelope has the ERROR flag")),
+        Err(e) => Err(input_decode_error(&e)),
     }
+}
+
+/// The packed `INVALID_INPUT` error envelope for a bad input.
+#[cold]
+#[inline(never)]
+fn input_error(message: &str) -> u64 {
+    return_err(ErrorCode::INVALID_INPUT, message)
+}
+
+#[cold]
+#[inline(never)]
+fn input_decode_error(e: &membrane_codec::DecodeError) -> u64 {
+    return_err(ErrorCode::INVALID_INPUT, &format!("input envelope: {e}"))
+}
+
+/// Decompresses a compressed input payload into the arena.
+#[cold]
+#[inline(never)]
+fn decompress_input<'call>(envelope: &Envelope<'_>) -> Result<&'call [u8], u64> {
     let Some(buf) = arena::alloc_zeroed(envelope.payload_len()) else {
         return Err(return_err(
             ErrorCode::OUT_OF_MEMORY,
@@ -112,10 +121,7 @@ pub unsafe fn host_args<'call>(ptr: u32, len: u32) -> Result<&'call [u8], u64> {
     };
     match envelope.decompress_into(buf) {
         Ok(n) => Ok(&buf[..n]),
-        Err(e) => Err(return_err(
-            ErrorCode::INVALID_INPUT,
-            &format!("input envelope: {e}"),
-        )),
+        Err(e) => Err(input_decode_error(&e)),
     }
 }
 
@@ -138,6 +144,7 @@ fn input_in_memory(_ptr: usize, _len: usize) -> bool {
 ///
 /// Returning the input payload unchanged costs nothing: the input envelope is handed
 /// back in place.
+#[inline]
 pub fn return_ok(payload: &[u8]) -> u64 {
     let (in_ptr, in_len) = LAST_INPUT.0.get();
     if in_len >= HEADER_LEN
@@ -151,6 +158,12 @@ pub fn return_ok(payload: &[u8]) -> u64 {
             return pack_ptr_len(in_ptr as u32, in_len as u32);
         }
     }
+    return_copy(payload)
+}
+
+/// Encodes `payload` into a new output envelope in the arena.
+#[inline(never)]
+fn return_copy(payload: &[u8]) -> u64 {
     let len = HEADER_LEN + payload.len();
     let Some(buf) = arena::alloc_zeroed(len) else {
         return out_of_memory();
@@ -170,35 +183,165 @@ pub(crate) fn return_value<O: Serialize + ?Sized>(value: &O) -> u64 {
 }
 
 /// Serializes `value` into a new envelope in the arena, without an intermediate copy.
+///
+/// The envelope is written straight into uninitialised arena memory (no zero-fill,
+/// which would be a `memory.fill` call out of the wasm code).
 pub(crate) fn encode_value<O: Serialize + ?Sized>(
     value: &O,
     flags: Flags,
 ) -> Result<&'static [u8], Error> {
-    let size = postcard::experimental::serialized_size(value).map_err(|e| {
-        Error::new(
-            ErrorCode::ENCODE_FAILED,
-            format!("output does not serialize: {e}"),
-        )
-    })?;
+    let size = postcard::experimental::serialized_size(value).map_err(serialize_error)?;
     let Ok(len32) = u32::try_from(size) else {
         return Err(Error::new(
             ErrorCode::ENCODE_FAILED,
             "output is larger than an envelope can carry",
         ));
     };
-    let buf = arena::alloc_zeroed(HEADER_LEN + size)
-        .ok_or_else(|| Error::new(ErrorCode::OUT_OF_MEMORY, "no memory for the output"))?;
-    let (head, body) = buf.split_at_mut(HEADER_LEN);
-    postcard::to_slice(value, body).map_err(|e| {
-        Error::new(
+    let total = HEADER_LEN + size;
+    let Some(start) = arena::alloc_uninit(total) else {
+        return Err(Error::new(
+            ErrorCode::OUT_OF_MEMORY,
+            "no memory for the output",
+        ));
+    };
+    let start = start.as_ptr();
+    // SAFETY: `start` is a fresh arena allocation of `HEADER_LEN + size` bytes, so the
+    // body (its last `size` bytes) is valid for writes of `size` bytes.
+    let body = unsafe { RawOutput::new(start.add(HEADER_LEN), size) };
+    let written = postcard::serialize_with_flavor(value, body).map_err(serialize_error)?;
+    if written != size {
+        // `serialized_size` and the serializer disagree: a broken `Serialize` impl.
+        return Err(Error::new(
             ErrorCode::ENCODE_FAILED,
-            format!("output does not serialize: {e}"),
-        )
-    })?;
+            "output serialized to a different size than announced",
+        ));
+    }
+    // SAFETY: the serializer initialised all `size` bytes of the body (`written == size`,
+    // and `RawOutput` writes its bytes in order from the start); the arena keeps them
+    // until the next reset and nothing else refers to them.
+    let body = unsafe { core::slice::from_raw_parts(start.add(HEADER_LEN), size) };
     let mut header = Header::new(flags, len32, 0);
     header.checksum = envelope_checksum(&HostCrc, &header, body);
-    head.copy_from_slice(&header.to_bytes());
-    Ok(buf)
+    // SAFETY: the first `HEADER_LEN` bytes of the allocation are valid for writes and do
+    // not overlap the header's bytes on the stack; after this write the whole
+    // allocation is initialised, so the slice below covers initialised bytes only.
+    unsafe {
+        core::ptr::copy_nonoverlapping(header.to_bytes().as_ptr(), start, HEADER_LEN);
+        Ok(core::slice::from_raw_parts(start, total))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn serialize_error(e: postcard::Error) -> Error {
+    Error::new(
+        ErrorCode::ENCODE_FAILED,
+        format!("output does not serialize: {e}"),
+    )
+}
+
+/// A postcard output writing through a raw pointer into uninitialised memory, so no
+/// `&mut [u8]` is ever formed over bytes not yet written. Its output is the number of
+/// bytes written, always a prefix of the region.
+struct RawOutput {
+    next: *mut u8,
+    left: usize,
+    written: usize,
+}
+
+impl RawOutput {
+    /// # Safety
+    ///
+    /// `start` must be valid for writes of `len` bytes for as long as the value is used.
+    #[inline]
+    unsafe fn new(start: *mut u8, len: usize) -> RawOutput {
+        RawOutput {
+            next: start,
+            left: len,
+            written: 0,
+        }
+    }
+}
+
+/// Copies a short run (fewer than 16 bytes: varints, short strings) with at most two
+/// overlapping loads and stores per width, without a loop: a loop costs fuel and
+/// interruption checks per iteration in wasm, and a variable-length `memory.copy` is a
+/// call out of the wasm code.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `src.len()` bytes and must not overlap `src`.
+#[inline(always)]
+unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    let n = src.len();
+    let s = src.as_ptr();
+    // SAFETY: in every branch, each read is of `src[i..i + w]` with `i + w <= n`, and
+    // every write of `dst[i..i + w]` with `i + w <= n`, which the caller allows; unaligned
+    // accesses are used throughout. Overlapping writes store the same bytes twice.
+    unsafe {
+        if n >= 8 {
+            let head = s.cast::<u64>().read_unaligned();
+            let tail = s.add(n - 8).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().write_unaligned(head);
+            dst.add(n - 8).cast::<u64>().write_unaligned(tail);
+        } else if n >= 4 {
+            let head = s.cast::<u32>().read_unaligned();
+            let tail = s.add(n - 4).cast::<u32>().read_unaligned();
+            dst.cast::<u32>().write_unaligned(head);
+            dst.add(n - 4).cast::<u32>().write_unaligned(tail);
+        } else if n > 0 {
+            // 1 to 3 bytes: first, middle and last (some of them the same byte).
+            let (a, b, c) = (*s, *s.add(n / 2), *s.add(n - 1));
+            *dst = a;
+            *dst.add(n / 2) = b;
+            *dst.add(n - 1) = c;
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for RawOutput {
+    type Output = usize;
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        if self.left == 0 {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        // SAFETY: `left > 0` bytes are still valid for writes from `next` (see `new`).
+        unsafe {
+            self.next.write(byte);
+            self.next = self.next.add(1);
+        }
+        self.left -= 1;
+        self.written += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let n = data.len();
+        if n > self.left {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        if n < 16 {
+            // SAFETY: `n <= left` bytes are valid for writes from `next` (see `new`).
+            unsafe { copy_short(data, self.next) };
+        } else {
+            // SAFETY: `n <= left` bytes are valid for writes from `next` (see `new`),
+            // and `data` is a live shared slice, so it cannot overlap memory we write.
+            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.next, n) };
+        }
+        // SAFETY: `n <= left`: at most one past the end of the region.
+        self.next = unsafe { self.next.add(n) };
+        self.left -= n;
+        self.written += n;
+        Ok(())
+    }
+
+    #[inline]
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.written)
+    }
 }
 
 /// Encodes an error envelope with `code` and `message` as the export's output and
@@ -236,5 +379,32 @@ fn out_of_memory() -> u64 {
     match codec().encode_error_into(buf, ErrorCode::OUT_OF_MEMORY, MESSAGE) {
         Ok(n) => pack(&buf[..n]),
         Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RawOutput;
+    use postcard::ser_flavors::Flavor;
+
+    /// Every run length, around each branch of `copy_short` and the copying path,
+    /// lands intact right after the bytes written before it; a run too long for what
+    /// is left is refused without writing.
+    #[test]
+    fn raw_output_writes_runs_of_every_length() {
+        for n in 0..40usize {
+            let data: alloc::vec::Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+            let mut buf = [0xAAu8; 64];
+            // SAFETY: `buf` is valid for writes of its 64 bytes while `out` is used.
+            let mut out = unsafe { RawOutput::new(buf.as_mut_ptr(), 1 + n) };
+            out.try_push(7).unwrap();
+            out.try_extend(&data).unwrap();
+            assert!(out.try_push(0).is_err(), "len {n}");
+            assert!(n == 0 || out.try_extend(&data).is_err(), "len {n}");
+            assert_eq!(out.finalize().unwrap(), 1 + n);
+            assert_eq!(buf[0], 7);
+            assert_eq!(&buf[1..1 + n], &data[..], "len {n}");
+            assert!(buf[1 + n..].iter().all(|&b| b == 0xAA), "len {n}");
+        }
     }
 }

@@ -88,29 +88,23 @@ where
         // SAFETY: inside linear memory (checked above); per the ABI the host wrote the
         // response into arena memory it obtained from `__membrane_alloc` for this call.
         let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-        let envelope = crate::export::codec().decode(bytes).map_err(|e| {
-            Error::new(
-                ErrorCode::HOST_FUNCTION_FAILED,
-                alloc::format!("host function {name} response: {e}"),
-            )
-        })?;
-        let mut scratch = alloc::vec::Vec::new();
-        if let Some(error) = envelope.error(&mut scratch) {
-            let error = error.map_err(|e| {
-                Error::new(
-                    ErrorCode::HOST_FUNCTION_FAILED,
-                    alloc::format!("host function {name} response: {e}"),
-                )
-            })?;
-            return Err(Error::new(error.code, error.message));
+        let envelope = crate::export::codec()
+            .decode(bytes)
+            .map_err(|e| response_error(name, &e))?;
+        if envelope.is_error() {
+            return Err(host_error(name, &envelope));
         }
-        let mut scratch = alloc::vec::Vec::new();
-        envelope.value(&mut scratch).map_err(|e| {
-            Error::new(
-                ErrorCode::HOST_FUNCTION_FAILED,
-                alloc::format!("host function {name} response: {e}"),
-            )
-        })
+        match envelope.uncompressed_payload() {
+            Some(payload) => {
+                membrane_codec::from_payload(payload).map_err(|e| response_error(name, &e))
+            }
+            None => {
+                let mut scratch = alloc::vec::Vec::new();
+                envelope
+                    .value(&mut scratch)
+                    .map_err(|e| response_error(name, &e))
+            }
+        }
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -119,5 +113,29 @@ where
             membrane_codec::ErrorCode::NOT_FOUND,
             alloc::format!("host function {name} is only available inside a membrane host"),
         ))
+    }
+}
+
+/// The error for a response envelope that does not decode.
+#[cfg(target_arch = "wasm32")]
+#[cold]
+#[inline(never)]
+fn response_error(name: &str, e: &membrane_codec::DecodeError) -> Error {
+    Error::new(
+        ErrorCode::HOST_FUNCTION_FAILED,
+        alloc::format!("host function {name} response: {e}"),
+    )
+}
+
+/// The error a host function answered with (an error envelope).
+#[cfg(target_arch = "wasm32")]
+#[cold]
+#[inline(never)]
+fn host_error(name: &str, envelope: &membrane_codec::Envelope<'_>) -> Error {
+    let mut scratch = alloc::vec::Vec::new();
+    match envelope.error(&mut scratch) {
+        Some(Ok(error)) => Error::new(error.code, error.message),
+        Some(Err(e)) => response_error(name, &e),
+        None => response_error(name, &membrane_codec::DecodeError::MalformedErrorPayload),
     }
 }

@@ -227,8 +227,11 @@ impl<T: Send + 'static> HostFunctions<T> {
                 let envelope = Codec::new(caller.data().codec)
                     .decode(request)
                     .map_err(|e| Error::bad_envelope("host function request", e))?;
-                let mut scratch = Vec::new();
-                envelope.value(&mut scratch).map_err(|e| {
+                let value = match envelope.uncompressed_payload() {
+                    Some(payload) => membrane_codec::from_payload(payload),
+                    None => envelope.value(&mut Vec::new()),
+                };
+                value.map_err(|e| {
                     HostError::new(
                         ErrorCode::INVALID_INPUT,
                         format!("request does not deserialize: {e}"),

@@ -411,7 +411,8 @@ pub(crate) fn read_in_place<R>(
 /// Copies an output envelope's payload out of guest memory, verifying the checksum in
 /// the same pass.
 pub(crate) fn read_to_vec(codec: &Codec, bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    // Sized for an uncompressed payload up front: one exact allocation, no growth.
+    let mut out = Vec::with_capacity(bytes.len().saturating_sub(membrane_codec::HEADER_LEN));
     let flags = codec
         .decode_to_vec(bytes, &mut out)
         .map_err(|e| Error::bad_envelope("output envelope", e))?;
@@ -435,7 +436,24 @@ fn guest_error(payload: std::result::Result<&[u8], membrane_codec::DecodeError>)
 }
 
 /// The typed guest function `name`, resolved once per instance.
+#[inline]
 fn function<'h, T: 'static>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    handles: &'h Handles,
+    name: &str,
+) -> Result<&'h TypedFunc<(u32, u32), u64>> {
+    if let Some(index) = handles.module.function_index(name)
+        && let Some(func) = handles.functions[index].get()
+    {
+        return Ok(func);
+    }
+    resolve_function(store, handles, name)
+}
+
+/// [`function`] on first use of `name` (or for a name that is not callable).
+#[cold]
+#[inline(never)]
+fn resolve_function<'h, T: 'static>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     handles: &'h Handles,
     name: &str,

@@ -67,6 +67,22 @@ fn typed_host_function_with_state() {
     assert_eq!(guest.state().lines, lines);
 }
 
+/// Requests of every length class the guest's encoder handles (empty, short runs
+/// written byte by byte, long runs copied) reach the host intact.
+#[test]
+fn requests_of_every_length_reach_the_host_intact() {
+    let mut guest = host_fns_instance();
+    let lines = vec![
+        String::new(),
+        "fifteen bytes!!".to_string(),
+        "sixteen bytes!!!".to_string(),
+        "é".repeat(40),
+        "x".repeat(70_000),
+    ];
+    assert_eq!(guest.call::<_, u32>("log_all", &lines).unwrap(), 5);
+    assert_eq!(guest.state().lines, lines);
+}
+
 #[test]
 fn host_function_errors_reach_the_guest_as_error_envelopes() {
     let mut guest = host_fns_instance();
