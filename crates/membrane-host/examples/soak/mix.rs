@@ -55,10 +55,10 @@ impl Report {
 
     /// A few lines for humans.
     pub(crate) fn summary(&self) -> String {
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let mib = |b: u64| format!("{:.1} MiB ({} KiB)", b as f64 / (1024.0 * 1024.0), b / 1024);
         format!(
             "soak: {} calls in {:.1} s ({:.0} calls/s): {} succeeded, {} failed as expected; {} fresh instances\n\
-             rss: start {:.1} MiB, after warm-up ({} calls) {:.1} MiB, end {:.1} MiB: {:+.3}% after warm-up",
+             rss: start {}, after warm-up ({} calls) {}, end {}: {:+.3}% after warm-up",
             self.calls,
             self.elapsed.as_secs_f64(),
             self.calls as f64 / self.elapsed.as_secs_f64(),
