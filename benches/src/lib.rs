@@ -1,1 +1,150 @@
-//! bench crate
+//! Shared parts of the benchmarks: the built guest examples and the bare-wasmtime
+//! floor that every call bench is measured against in the same run (SPEC §10).
+
+use std::path::PathBuf;
+
+use membrane_host::Engine;
+use wasmtime::{Caller, Linker, Memory, Store, TypedFunc};
+
+/// The wasm bytes of a built guest example (`$MEMBRANE_GUESTS_DIR`, else `target/guests`).
+pub fn guest(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("MEMBRANE_GUESTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/guests"));
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask bench`", path.display()))
+}
+
+/// The floor guest: a bump allocator and functions that do the same work as the
+/// membrane guests without any envelope.
+pub const FLOOR_WAT: &str = r#"
+(module
+  (import "host" "add" (func $add (param i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 1024))
+  (func $alloc (export "alloc") (param $len i32) (param $reset i32) (result i32)
+    (local $p i32) (local $end i32)
+    (if (local.get $reset) (then (global.set $bump (i32.const 1024))))
+    (local.set $p (global.get $bump))
+    (local.set $end (i32.add (local.get $p) (local.get $len)))
+    ;; grow memory when the allocation does not fit
+    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (local.get $end) (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)) (i32.const 1))) (i32.const -1))
+        (then (return (i32.const 0))))))
+    (global.set $bump (i32.and (i32.add (local.get $end) (i32.const 7)) (i32.const -8)))
+    (local.get $p))
+  ;; echo: returns its input where it lies
+  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+  ;; calls the host `add` $n times, passing (acc, i) as 8 bytes, reading back 4 bytes
+  (func (export "sum_n") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32) (local $req i32) (local $res i64)
+    (local.set $req (call $alloc (i32.const 8) (i32.const 0)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (i32.store (local.get $req) (local.get $acc))
+        (i32.store offset=4 (local.get $req) (local.get $i))
+        (local.set $res (call $add (local.get $req) (i32.const 8)))
+        (local.set $acc (i32.load (i32.wrap_i64 (i64.shr_u (local.get $res) (i64.const 32)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.get $acc))
+)
+"#;
+
+/// What the floor's host function needs, resolved once (as membrane does).
+#[derive(Default)]
+struct FloorData {
+    exports: Option<std::sync::Arc<FloorExports>>,
+}
+
+/// The floor guest's memory and allocation entry.
+type FloorExports = (Memory, TypedFunc<(u32, u32), u32>);
+
+/// The floor guest instance with its store and exports.
+pub struct Floor {
+    store: Store<FloorData>,
+    memory: Memory,
+    alloc: TypedFunc<(u32, u32), u32>,
+    echo: TypedFunc<(u32, u32), u64>,
+    sum_n: TypedFunc<u32, u32>,
+    fuel: Option<u64>,
+}
+
+impl Floor {
+    /// The floor guest instantiated on `engine`'s wasmtime engine.
+    pub fn new(engine: &Engine) -> Floor {
+        let wt = engine.wasmtime();
+        let module = wasmtime::Module::new(wt, wat::parse_str(FLOOR_WAT).unwrap()).unwrap();
+        let mut linker = Linker::new(wt);
+        linker
+            .func_wrap(
+                "host",
+                "add",
+                |mut caller: Caller<'_, FloorData>, ptr: u32, len: u32| -> wasmtime::Result<u64> {
+                    let exports = caller.data().exports.clone().unwrap();
+                    let (memory, alloc) = (&exports.0, &exports.1);
+                    let data = memory.data(&caller);
+                    let req = data
+                        .get(ptr as usize..(ptr + len) as usize)
+                        .ok_or_else(|| wasmtime::Error::msg("oob"))?;
+                    let a = u32::from_le_bytes(req[0..4].try_into().unwrap());
+                    let b = u32::from_le_bytes(req[4..8].try_into().unwrap());
+                    let sum = a.wrapping_add(b);
+                    let out = alloc.call(&mut caller, (4, 0))?;
+                    memory.data_mut(&mut caller)[out as usize..out as usize + 4]
+                        .copy_from_slice(&sum.to_le_bytes());
+                    Ok((u64::from(out) << 32) | 4)
+                },
+            )
+            .unwrap();
+        let mut store = Store::new(wt, FloorData::default());
+        let fuel = engine.config().metering_limit;
+        if let Some(f) = fuel {
+            store.set_fuel(f).unwrap();
+        }
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        let alloc: TypedFunc<(u32, u32), u32> =
+            instance.get_typed_func(&mut store, "alloc").unwrap();
+        store.data_mut().exports = Some(std::sync::Arc::new((memory, alloc.clone())));
+        Floor {
+            memory,
+            alloc,
+            echo: instance.get_typed_func(&mut store, "echo").unwrap(),
+            sum_n: instance.get_typed_func(&mut store, "sum_n").unwrap(),
+            store,
+            fuel,
+        }
+    }
+
+    /// The same per-call work a membrane call does to the store, minus the envelope.
+    fn arm(&mut self) {
+        if let Some(f) = self.fuel {
+            self.store.set_fuel(f).unwrap();
+        }
+        self.store.set_epoch_deadline(u64::MAX / 2);
+    }
+
+    /// Echo without an envelope: allocation call, copy in, call, copy out.
+    pub fn echo(&mut self, input: &[u8]) -> Vec<u8> {
+        self.arm();
+        let len = input.len() as u32;
+        let ptr = self.alloc.call(&mut self.store, (len, 1)).unwrap();
+        self.memory.data_mut(&mut self.store)[ptr as usize..(ptr + len) as usize]
+            .copy_from_slice(input);
+        let packed = self.echo.call(&mut self.store, (ptr, len)).unwrap();
+        let (p, l) = ((packed >> 32) as usize, packed as u32 as usize);
+        self.memory.data(&self.store)[p..p + l].to_vec()
+    }
+
+    /// `n` bare guest→host calls.
+    pub fn sum_n(&mut self, n: u32) -> u32 {
+        self.arm();
+        self.alloc.call(&mut self.store, (0, 1)).unwrap();
+        self.sum_n.call(&mut self.store, n).unwrap()
+    }
+}
