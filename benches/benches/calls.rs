@@ -16,8 +16,8 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use membrane_benches::{Floor, guest};
-use membrane_host::{Engine, EngineConfig, HostError, HostFunctions};
+use membrane_benches::{Floor, guest, host_fns_host};
+use membrane_host::{Engine, EngineConfig, HostFunctions};
 use wasmtime::{Linker, Store};
 
 const SIZES: [(usize, &str); 5] = [
@@ -63,20 +63,7 @@ fn echo(c: &mut Criterion) {
 
 fn host_call(c: &mut Criterion) {
     let engine = Engine::new(config()).unwrap();
-    let mut host = HostFunctions::<()>::new();
-    host.register(
-        "add",
-        |_ctx, (a, b): (u32, u32)| -> Result<u32, HostError> { Ok(a.wrapping_add(b)) },
-    )
-    .register("log_line", |_ctx, _: String| -> Result<(), HostError> {
-        Ok(())
-    })
-    .register("always_fails", |_ctx, _: String| -> Result<(), HostError> {
-        Err("no".into())
-    })
-    .register("call_back", |_ctx, n: u32| -> Result<u32, HostError> {
-        Ok(n)
-    });
+    let host = host_fns_host();
     let module = engine.load(&guest("host_fns")).unwrap();
     let mut instance = module.prepare(&host).unwrap().instantiate(()).unwrap();
     let mut floor = Floor::new(&engine);

@@ -14,10 +14,10 @@
 //! name) and its code is written next to it, to name JIT addresses in a profile.
 //! The floor guest is `membrane_benches::Floor`, the one `benches/calls.rs` uses.
 #![allow(missing_docs, clippy::unwrap_used)]
-use membrane_host::{Engine, EngineConfig, HostError, HostFunctions};
+use membrane_host::{Engine, EngineConfig, HostFunctions};
 use std::hint::black_box;
 
-use membrane_benches::{Floor, guest};
+use membrane_benches::{Floor, guest, host_fns_host};
 
 fn run(n: usize, f: &mut dyn FnMut()) {
     for _ in 0..n {
@@ -84,20 +84,7 @@ fn main() {
             });
         }
         "host" => {
-            let mut host = HostFunctions::<()>::new();
-            host.register(
-                "add",
-                |_ctx, (a, b): (u32, u32)| -> Result<u32, HostError> { Ok(a.wrapping_add(b)) },
-            )
-            .register("log_line", |_ctx, _: String| -> Result<(), HostError> {
-                Ok(())
-            })
-            .register("always_fails", |_ctx, _: String| -> Result<(), HostError> {
-                Err("no".into())
-            })
-            .register("call_back", |_ctx, n: u32| -> Result<u32, HostError> {
-                Ok(n)
-            });
+            let host = host_fns_host();
             let module = engine.load(&guest("host_fns")).unwrap();
             dump_map(&module);
             let mut instance = module.prepare(&host).unwrap().instantiate(()).unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use membrane_host::Engine;
+use membrane_host::{Engine, HostError, HostFunctions};
 use wasmtime::{Caller, Linker, Memory, Store, TypedFunc};
 
 /// The wasm bytes of a built guest example (`$MEMBRANE_GUESTS_DIR`, else `target/guests`).
@@ -147,4 +147,24 @@ impl Floor {
         self.alloc.call(&mut self.store, (0, 1)).unwrap();
         self.sum_n.call(&mut self.store, n).unwrap()
     }
+}
+
+/// The host functions the `host-fns` guest imports, doing the least work each: what the
+/// guest→host call benches measure is the crossing, not the function.
+pub fn host_fns_host() -> HostFunctions<()> {
+    let mut host = HostFunctions::new();
+    host.register(
+        "add",
+        |_ctx, (a, b): (u32, u32)| -> Result<u32, HostError> { Ok(a.wrapping_add(b)) },
+    )
+    .register("log_line", |_ctx, _: String| -> Result<(), HostError> {
+        Ok(())
+    })
+    .register("always_fails", |_ctx, _: String| -> Result<(), HostError> {
+        Err("no".into())
+    })
+    .register("call_back", |_ctx, n: u32| -> Result<u32, HostError> {
+        Ok(n)
+    });
+    host
 }
