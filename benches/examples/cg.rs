@@ -19,6 +19,7 @@ use std::hint::black_box;
 
 use membrane_benches::{Floor, guest, host_fns_host};
 
+#[inline(never)]
 fn run(n: usize, f: &mut dyn FnMut()) {
     for _ in 0..n {
         f();
