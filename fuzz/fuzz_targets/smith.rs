@@ -28,8 +28,8 @@ const SHAPE: &str = r#"
 (module
   (import "membrane" "crc32" (func (param i32 i32 i32) (result i32)))
   (import "membrane" "panic" (func (param i32 i32)))
-  (import "membrane_host" "echo" (func (param i32 i32) (result i64)))
-  (import "membrane_host" "call_back" (func (param i32 i32) (result i64)))
+  (import "membrane_host" "echo" (func (param i32 i32 i32 i32) (result i64)))
+  (import "membrane_host" "call_back" (func (param i32 i32 i32 i32) (result i64)))
   (memory (export "memory") 1)
   (func (export "__membrane_abi_v1"))
   (func (export "__membrane_alloc") (param i32 i32) (result i32) unreachable)

@@ -233,7 +233,7 @@ pub(crate) fn encode_value<O: Serialize + ?Sized>(
 
 #[cold]
 #[inline(never)]
-fn serialize_error(e: postcard::Error) -> Error {
+pub(crate) fn serialize_error(e: postcard::Error) -> Error {
     Error::new(
         ErrorCode::ENCODE_FAILED,
         format!("output does not serialize: {e}"),
@@ -243,7 +243,7 @@ fn serialize_error(e: postcard::Error) -> Error {
 /// A postcard output writing through a raw pointer into uninitialised memory, so no
 /// `&mut [u8]` is ever formed over bytes not yet written. Its output is the number of
 /// bytes written, always a prefix of the region.
-struct RawOutput {
+pub(crate) struct RawOutput {
     next: *mut u8,
     left: usize,
     written: usize,
@@ -254,7 +254,7 @@ impl RawOutput {
     ///
     /// `start` must be valid for writes of `len` bytes for as long as the value is used.
     #[inline]
-    unsafe fn new(start: *mut u8, len: usize) -> RawOutput {
+    pub(crate) unsafe fn new(start: *mut u8, len: usize) -> RawOutput {
         RawOutput {
             next: start,
             left: len,

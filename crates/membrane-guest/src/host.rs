@@ -42,27 +42,88 @@ macro_rules! host_externs {
                 {
                     #[link(wasm_import_module = "membrane_host")]
                     unsafe extern "C" {
-                        fn $name(ptr: u32, len: u32) -> u64;
+                        fn $name(ptr: u32, len: u32, resp_ptr: u32, resp_cap: u32) -> u64;
                     }
-                    // SAFETY: the import reads the request envelope the runtime passes
-                    // (a live arena slice) and returns a packed response location that
-                    // `call_host` checks before use.
-                    $crate::__rt::call_host(stringify!($name), |p, l| unsafe { $name(p, l) }, input)
+                    $crate::__rt::call_host(
+                        stringify!($name),
+                        // SAFETY: the import reads the request envelope and writes the
+                        // response buffer that `call_host` passes (both live regions of
+                        // guest memory no Rust reference points into during the call)
+                        // and returns a packed response location that `call_host`
+                        // checks before use.
+                        |p, l, rp, rc| unsafe { $name(p, l, rp, rc) },
+                        input,
+                    )
                 }
                 #[cfg(not(target_arch = "wasm32"))]
                 {
-                    $crate::__rt::call_host(stringify!($name), |_, _| 0, input)
+                    $crate::__rt::call_host(stringify!($name), |_, _, _, _| 0, input)
                 }
             }
         )*
     };
 }
 
+/// Bytes of the buffer that carries short requests and responses of host functions.
+#[cfg(target_arch = "wasm32")]
+const SCRATCH_LEN: usize = 1024;
+
+/// The buffer for host function requests and responses that fit in it: a request is
+/// serialized straight into it (no sizing pass, no arena allocation), and the host writes
+/// the response over it (no allocation call back into the guest).
+///
+/// Reusing one buffer is sound because the host reads the whole request before the host
+/// function runs and writes the response only after it returns (`docs/abi.md` §4): a
+/// host function that calls back into this instance, whose code calls host functions in
+/// turn, is done with the buffer before the outer response is written. No Rust reference
+/// into the buffer lives across an import call (see `call_host`).
+#[cfg(target_arch = "wasm32")]
+struct Scratch(core::cell::UnsafeCell<[u8; SCRATCH_LEN]>);
+
+// SAFETY: wasm32 without atomics runs one thread (see `arena`).
+#[cfg(target_arch = "wasm32")]
+unsafe impl Sync for Scratch {}
+
+#[cfg(target_arch = "wasm32")]
+static SCRATCH: Scratch = Scratch(core::cell::UnsafeCell::new([0; SCRATCH_LEN]));
+
+/// Encodes the request envelope for `input`: into [`SCRATCH`] when it fits, else into
+/// the arena. Returns its location.
+#[cfg(target_arch = "wasm32")]
+fn encode_request<I: Serialize + ?Sized>(input: &I) -> Result<(u32, u32), Error> {
+    use membrane_codec::{HEADER_LEN, Header, envelope_checksum};
+
+    let start = SCRATCH.0.get().cast::<u8>();
+    // SAFETY: the buffer is `SCRATCH_LEN` bytes, so its body (after the header) is valid
+    // for writes of `SCRATCH_LEN - HEADER_LEN` bytes; single-threaded, and no reference
+    // into it is live (see `Scratch`).
+    let body =
+        unsafe { crate::export::RawOutput::new(start.add(HEADER_LEN), SCRATCH_LEN - HEADER_LEN) };
+    let size = match postcard::serialize_with_flavor(input, body) {
+        Ok(size) => size,
+        Err(postcard::Error::SerializeBufferFull) => {
+            let request = crate::export::encode_value(input, Flags::EXPECTS_RESPONSE)?;
+            return Ok((request.as_ptr() as u32, request.len() as u32));
+        }
+        Err(e) => return Err(crate::export::serialize_error(e)),
+    };
+    // SAFETY: the serializer initialised the first `size` bytes of the body (`RawOutput`
+    // writes in order from the start and reports how many it wrote).
+    let body = unsafe { core::slice::from_raw_parts(start.add(HEADER_LEN), size) };
+    // `size < SCRATCH_LEN`, so it fits in a u32.
+    let mut header = Header::new(Flags::EXPECTS_RESPONSE, size as u32, 0);
+    header.checksum = envelope_checksum(&crate::crc::HostCrc, &header, body);
+    // SAFETY: the first `HEADER_LEN` bytes of the buffer are valid for writes and do not
+    // overlap the header's bytes on the stack.
+    unsafe { core::ptr::copy_nonoverlapping(header.to_bytes().as_ptr(), start, HEADER_LEN) };
+    Ok((start as u32, (HEADER_LEN + size) as u32))
+}
+
 /// Sends `input` to a host function through `import` and decodes its response.
 #[doc(hidden)]
 pub fn call_host<I, O>(
     name: &str,
-    import: impl FnOnce(u32, u32) -> u64,
+    import: impl FnOnce(u32, u32, u32, u32) -> u64,
     input: &I,
 ) -> Result<O, Error>
 where
@@ -71,8 +132,9 @@ where
 {
     #[cfg(target_arch = "wasm32")]
     {
-        let request = crate::export::encode_value(input, Flags::EXPECTS_RESPONSE)?;
-        let packed = import(request.as_ptr() as u32, request.len() as u32);
+        let (req_ptr, req_len) = encode_request(input)?;
+        let scratch = SCRATCH.0.get() as u32;
+        let packed = import(req_ptr, req_len, scratch, SCRATCH_LEN as u32);
         let (ptr, len) = membrane_types::unpack_ptr_len(packed);
         let (ptr, len) = (ptr as usize, len as usize);
         if ptr == 0

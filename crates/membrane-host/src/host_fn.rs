@@ -10,11 +10,11 @@ use membrane_types::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasmtime::{AsContextMut, Caller, ExternType, Linker, ValType};
+use wasmtime::{AsContextMut, Caller, ExternType, Linker, Memory, ValType};
 
 use crate::error::{AbiViolation, Error, ErrorKind, Result};
 use crate::instance::{call_in, guest_region, guest_region_mut};
-use crate::module::{FUNCTION_SIGNATURE, has_signature, is_i32, is_i64};
+use crate::module::{HOST_FUNCTION_SIGNATURE, has_signature, is_i32, is_i64};
 use crate::store::{Handles, StoreData};
 
 /// The error a host function returns; the guest receives it as an error envelope
@@ -138,8 +138,18 @@ type ErasedFn<T> = dyn for<'a, 'c> Fn(&mut HostContext<'a, 'c, T>, &[u8]) -> std
 
 /// A typed host function after type erasure: reads its request from guest memory and
 /// writes its response there, returning the packed response location.
-type TypedFn<T> =
-    dyn Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32) -> Result<u64> + Send + Sync;
+type TypedFn<T> = dyn Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32, ResponseBuffer) -> Result<u64>
+    + Send
+    + Sync;
+
+/// Where the guest asked for a host function's response to go: `[ptr, ptr + cap)` of its
+/// memory (`docs/abi.md` §4). A response that does not fit (or `cap == 0`: no buffer)
+/// goes into memory obtained from the guest's allocation entry instead.
+#[derive(Clone, Copy, Debug)]
+struct ResponseBuffer {
+    ptr: u32,
+    cap: u32,
+}
 
 enum Registered<T: 'static> {
     /// Decodes its typed input from guest memory and encodes its output straight into it.
@@ -218,10 +228,11 @@ impl<T: Send + 'static> HostFunctions<T> {
         let typed = move |caller: &mut Caller<'_, StoreData<T>>,
                           name: &str,
                           ptr: u32,
-                          len: u32|
+                          len: u32,
+                          buf: ResponseBuffer|
               -> Result<u64> {
             let decoded: std::result::Result<I, HostError> = {
-                let memory = handles(caller)?.memory;
+                let memory = memory(caller)?;
                 let request =
                     guest_region(memory.data(&*caller), ptr, len, "host function request")?;
                 let envelope = Codec::new(caller.data().codec)
@@ -240,8 +251,8 @@ impl<T: Send + 'static> HostFunctions<T> {
             };
             let result = decoded.and_then(|input| f(&mut HostContext { caller, name }, input));
             match result {
-                Ok(output) => write_value(caller, &output),
-                Err(e) => write_error(caller, &e),
+                Ok(output) => write_value(caller, &output, buf),
+                Err(e) => write_error(caller, &e, buf),
             }
         };
         self.insert(name, Registered::Typed(Arc::new(typed)))
@@ -293,17 +304,27 @@ impl<T: Send + 'static> HostFunctions<T> {
                 .func_wrap(
                     HOST_MODULE,
                     &name.clone(),
-                    move |mut caller: Caller<'_, StoreData<T>>, ptr: u32, len: u32| {
+                    move |mut caller: Caller<'_, StoreData<T>>,
+                          ptr: u32,
+                          len: u32,
+                          resp_ptr: u32,
+                          resp_cap: u32| {
+                        let buf = ResponseBuffer {
+                            ptr: resp_ptr,
+                            cap: resp_cap,
+                        };
                         let result = if caller.data().handles.is_none() {
                             Err(import_during_start(HOST_MODULE, &name))
+                        } else if let Err(e) = check_response_buffer(&caller, buf) {
+                            Err(e)
                         } else {
                             // A panicking host function is a bug of the host application;
                             // it stops this call (and poisons the instance) instead of
                             // unwinding through wasm frames into the caller.
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &f {
-                                Registered::Typed(f) => f(&mut caller, &name, ptr, len),
+                                Registered::Typed(f) => f(&mut caller, &name, ptr, len, buf),
                                 Registered::Raw(f) => {
-                                    call_raw_host_fn(&mut caller, &name, &**f, ptr, len)
+                                    call_raw_host_fn(&mut caller, &name, &**f, ptr, len, buf)
                                 }
                             }))
                             .unwrap_or_else(|panic| Err(host_fn_panicked(&name, &*panic)))
@@ -350,9 +371,9 @@ pub(crate) fn provided<T: Send + 'static>(
             text: "(func (param i32 i32))",
         }),
         (HOST_MODULE, name) if host.contains(name) => Some(Provided {
-            params: &[is_i32, is_i32],
+            params: &[is_i32, is_i32, is_i32, is_i32],
             results: &[is_i64],
-            text: FUNCTION_SIGNATURE,
+            text: HOST_FUNCTION_SIGNATURE,
         }),
         _ => None,
     }
@@ -364,9 +385,10 @@ fn call_raw_host_fn<T: 'static>(
     f: &ErasedFn<T>,
     ptr: u32,
     len: u32,
+    buf: ResponseBuffer,
 ) -> Result<u64> {
     let request = {
-        let memory = handles(caller)?.memory;
+        let memory = memory(caller)?;
         let bytes = guest_region(memory.data(&*caller), ptr, len, "host function request")?;
         let envelope = Codec::new(caller.data().codec)
             .decode(bytes)
@@ -378,11 +400,11 @@ fn call_raw_host_fn<T: 'static>(
             .map_err(|e| Error::bad_envelope("host function request", e))?
     };
     match f(&mut HostContext { caller, name }, &request) {
-        Ok(output) => write_envelope(caller, output.len(), |body| {
+        Ok(output) => write_envelope(caller, buf, output.len(), |body| {
             body.copy_from_slice(&output);
             Ok(())
         }),
-        Err(e) => write_error(caller, &e),
+        Err(e) => write_error(caller, &e, buf),
     }
 }
 
@@ -424,72 +446,164 @@ type AllocFunc = wasmtime::TypedFunc<(u32, u32), u32>;
 fn handles<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<Arc<Handles>> {
     match &caller.data().handles {
         Some(h) => Ok(h.clone()),
-        None => Err(Error::host(
-            "host function called before the instance finished instantiating",
-        )),
+        None => Err(not_initialised()),
     }
 }
 
-/// Serializes `value` straight into a response envelope in guest memory.
+/// The instance's memory (a copy of the handle: no reference count to touch).
+#[inline]
+fn memory<T: 'static>(caller: &Caller<'_, StoreData<T>>) -> Result<Memory> {
+    match &caller.data().handles {
+        Some(h) => Ok(h.memory),
+        None => Err(not_initialised()),
+    }
+}
+
+#[cold]
+fn not_initialised() -> Error {
+    Error::host("host function called before the instance finished instantiating")
+}
+
+/// Refuses a response buffer that is not inside guest memory, before the host function
+/// runs. Memory never shrinks, so the buffer stays valid for the whole call.
+#[inline]
+fn check_response_buffer<T: 'static>(
+    caller: &Caller<'_, StoreData<T>>,
+    buf: ResponseBuffer,
+) -> Result<()> {
+    if buf.cap == 0 {
+        return Ok(());
+    }
+    let memory = memory(caller)?;
+    guest_region(
+        memory.data(caller),
+        buf.ptr,
+        buf.cap,
+        "host function response buffer",
+    )
+    .map(drop)
+}
+
+/// Where a response envelope of `total` bytes goes: the guest's response buffer when it
+/// fits, else memory from the guest's allocation entry.
+#[inline]
+fn response_ptr<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    buf: ResponseBuffer,
+    total: u32,
+) -> Result<u32> {
+    if total <= buf.cap {
+        Ok(buf.ptr)
+    } else {
+        let handles = handles(caller)?;
+        alloc_in_guest(caller, &handles.alloc, total)
+    }
+}
+
+/// Serializes `value` straight into a response envelope in guest memory: into the
+/// guest's response buffer in one pass when it fits, else sized first and written into
+/// memory from the allocation entry.
 fn write_value<T: 'static, O: Serialize + ?Sized>(
     caller: &mut Caller<'_, StoreData<T>>,
     value: &O,
+    buf: ResponseBuffer,
 ) -> Result<u64> {
+    if buf.cap as usize > HEADER_LEN {
+        let memory = memory(caller)?;
+        let region = guest_region_mut(
+            memory.data_mut(&mut *caller),
+            buf.ptr,
+            buf.cap,
+            "host function response buffer",
+        )?;
+        let (head, body) = region.split_at_mut(HEADER_LEN);
+        match postcard::to_slice(value, body) {
+            Ok(written) => {
+                let n = written.len();
+                finish_header(head, &body[..n]);
+                return Ok(pack_ptr_len(buf.ptr, (HEADER_LEN + n) as u32));
+            }
+            // Too large for the buffer: sized and allocated below.
+            Err(postcard::Error::SerializeBufferFull) => {}
+            Err(e) => return write_error(caller, &serialize_failed(e), buf),
+        }
+    }
     let size = match postcard::experimental::serialized_size(value) {
         Ok(size) => size,
-        Err(e) => {
-            return write_error(
-                caller,
-                &HostError::new(
-                    ErrorCode::ENCODE_FAILED,
-                    format!("host function output does not serialize: {e}"),
-                ),
-            );
-        }
+        Err(e) => return write_error(caller, &serialize_failed(e), buf),
     };
-    write_envelope(caller, size, |body| {
+    write_envelope(caller, buf, size, |body| {
         postcard::to_slice(value, body)
             .map(drop)
             .map_err(|e| Error::host(format_args!("host function output does not serialize: {e}")))
     })
 }
 
-fn write_error<T: 'static>(caller: &mut Caller<'_, StoreData<T>>, e: &HostError) -> Result<u64> {
+/// The error envelope sent for a host function output that does not serialize.
+#[cold]
+fn serialize_failed(e: postcard::Error) -> HostError {
+    HostError::new(
+        ErrorCode::ENCODE_FAILED,
+        format!("host function output does not serialize: {e}"),
+    )
+}
+
+fn write_error<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    e: &HostError,
+    buf: ResponseBuffer,
+) -> Result<u64> {
     let payload_len = membrane_codec::error_payload_len(&e.message);
-    let handles = handles(caller)?;
     let total = u32::try_from(HEADER_LEN + payload_len)
         .map_err(|_| Error::host("host error message too long"))?;
-    let ptr = alloc_in_guest(caller, &handles.alloc, total)?;
-    let mem = handles.memory.data_mut(&mut *caller);
-    let region = guest_region_mut(mem, ptr, total, "host function response")?;
+    let ptr = response_ptr(caller, buf, total)?;
+    let memory = memory(caller)?;
+    let region = guest_region_mut(
+        memory.data_mut(&mut *caller),
+        ptr,
+        total,
+        "host function response",
+    )?;
     Codec::new(membrane_codec::CodecConfig::default())
         .encode_error_into(region, e.code, &e.message)
         .map_err(|e| Error::host(format_args!("cannot encode host error: {e}")))?;
     Ok(pack_ptr_len(ptr, total))
 }
 
-/// Allocates a response envelope of `payload_len` bytes in guest memory, lets `fill`
-/// write the payload, then writes the header with its checksum.
+/// Places a response envelope of `payload_len` bytes in guest memory (see
+/// [`response_ptr`]), lets `fill` write the payload, then writes the header with its
+/// checksum.
 fn write_envelope<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
+    buf: ResponseBuffer,
     payload_len: usize,
     fill: impl FnOnce(&mut [u8]) -> Result<()>,
 ) -> Result<u64> {
-    let handles = handles(caller)?;
-    let len32 = u32::try_from(payload_len)
-        .map_err(|_| Error::host("host function output is larger than an envelope can carry"))?;
-    let total = len32
-        .checked_add(HEADER_LEN as u32)
+    let total = u32::try_from(payload_len)
+        .ok()
+        .and_then(|len| len.checked_add(HEADER_LEN as u32))
         .ok_or_else(|| Error::host("host function output is larger than an envelope can carry"))?;
-    let ptr = alloc_in_guest(caller, &handles.alloc, total)?;
-    let mem = handles.memory.data_mut(&mut *caller);
-    let region = guest_region_mut(mem, ptr, total, "host function response")?;
+    let ptr = response_ptr(caller, buf, total)?;
+    let memory = memory(caller)?;
+    let region = guest_region_mut(
+        memory.data_mut(&mut *caller),
+        ptr,
+        total,
+        "host function response",
+    )?;
     let (head, body) = region.split_at_mut(HEADER_LEN);
     fill(body)?;
-    let mut header = Header::new(Flags::NONE, len32, 0);
+    finish_header(head, body);
+    Ok(pack_ptr_len(ptr, total))
+}
+
+/// Writes the header of a successful response carrying `body` into `head`.
+#[inline]
+fn finish_header(head: &mut [u8], body: &[u8]) {
+    // `body` is at most a guest memory region, which wasm32 addresses with a u32.
+    let mut header = Header::new(Flags::NONE, body.len() as u32, 0);
     header.checksum = envelope_checksum(&Crc32Fast, &header, body);
     head.copy_from_slice(&header.to_bytes());
-    Ok(pack_ptr_len(ptr, total))
 }
 
 /// Calls the guest's allocation entry for a nested allocation (never resets the arena).

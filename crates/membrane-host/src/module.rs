@@ -39,6 +39,10 @@ pub(crate) struct FunctionExport {
 
 /// The ABI signature of guest functions.
 pub(crate) const FUNCTION_SIGNATURE: &str = "(func (param i32 i32) (result i64))";
+
+/// The type of a host function import (`docs/abi.md` §4): request pointer and length,
+/// response buffer pointer and capacity; packed response location.
+pub(crate) const HOST_FUNCTION_SIGNATURE: &str = "(func (param i32 i32 i32 i32) (result i64))";
 /// The ABI signature of the allocation entry.
 const ALLOC_SIGNATURE: &str = "(func (param i32 i32) (result i32))";
 

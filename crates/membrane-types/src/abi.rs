@@ -52,9 +52,14 @@ pub const MAX_PANIC_MESSAGE: usize = 4096;
 
 /// Import module of the host functions an application registers.
 ///
-/// Each has the signature `(ptr: u32, len: u32) -> u64`: the guest passes a request
-/// envelope in its own memory and receives the packed pointer/length of a response
-/// envelope that the host wrote into memory it obtained from [`ALLOC_EXPORT`].
+/// Each has the signature `(ptr: u32, len: u32, resp_ptr: u32, resp_cap: u32) -> u64`:
+/// the guest passes a request envelope `[ptr, ptr + len)` and a response buffer
+/// `[resp_ptr, resp_ptr + resp_cap)` in its own memory (`resp_cap = 0`: none), and
+/// receives the packed pointer/length of the response envelope. The host writes the
+/// response into the buffer when it fits (no allocation call), else into memory it
+/// obtains from [`ALLOC_EXPORT`]. The host reads the whole request before the function
+/// runs and writes the response only after it returns, so the buffer may overlap the
+/// request and may be reused by calls nested inside the function.
 pub const HOST_MODULE: &str = "membrane_host";
 
 /// Packs an output envelope's location into the `u64` an export returns:

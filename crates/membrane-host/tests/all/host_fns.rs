@@ -200,3 +200,65 @@ fn a_panicking_host_function_fails_the_call_not_the_host() {
         1
     );
 }
+
+/// Where a host function's response lands (`docs/abi.md` §4), seen from a WAT guest that
+/// calls `echo` with the request at 256, a response buffer `[buf, buf + cap)`, and an
+/// allocation entry that hands out 0x8000: the export returns the response envelope as
+/// its own output when the response lies where `expect` says, and traps otherwise.
+#[test]
+fn responses_land_in_the_guest_buffer_when_they_fit() {
+    use membrane_codec::{Codec, CodecConfig, Flags};
+    const ALLOCATED: u32 = 0x8000;
+    let payload = vec![7u8; 100];
+    let request = Codec::new(CodecConfig::default())
+        .encode(&payload, Flags::EXPECTS_RESPONSE)
+        .unwrap();
+    let response_len = request.len() as u32;
+    let mut host = HostFunctions::<()>::new();
+    host.register_raw("echo", |_ctx, input| Ok(input.to_vec()));
+    // (buffer, capacity, where the response must be)
+    let cases = [
+        (0x4000, response_len, 0x4000),        // fits exactly
+        (0x4000, 4096, 0x4000),                // fits with room to spare
+        (256, response_len, 256),              // the buffer is the request itself
+        (0x4000, response_len - 1, ALLOCATED), // one byte short
+        (0x4000, 0, ALLOCATED),                // no buffer
+        (0, 0, ALLOCATED),                     // no buffer, null pointer
+    ];
+    for (buf, cap, expect) in cases {
+        let escaped: String = request.iter().map(|b| format!("\\{b:02x}")).collect();
+        let wat = format!(
+            r#"(module
+  (import "membrane_host" "echo" (func $echo (param i32 i32 i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "{escaped}")
+  (func (export "__membrane_abi_v1"))
+  (func (export "__membrane_alloc") (param i32 i32) (result i32) (i32.const {ALLOCATED}))
+  (func (export "run") (param i32 i32) (result i64)
+    (local $r i64)
+    (local.set $r (call $echo (i32.const 256) (i32.const {len}) (i32.const {buf}) (i32.const {cap})))
+    (if (i64.ne (i64.shr_u (local.get $r) (i64.const 32)) (i64.const {expect}))
+      (then unreachable))
+    (local.get $r)))"#,
+            len = request.len()
+        );
+        let module = crate::support::engine()
+            .load(&wat::parse_str(&wat).unwrap())
+            .unwrap();
+        let mut instance = module.prepare(&host).unwrap().instantiate(()).unwrap();
+        let out = instance.call_raw("run", b"").unwrap_or_else(|e| {
+            panic!("buffer {buf:#x}, capacity {cap}: {e}");
+        });
+        assert_eq!(out, payload, "buffer {buf:#x}, capacity {cap}");
+    }
+}
+
+/// Typed responses and error envelopes too large for the guest SDK's response buffer
+/// (1 KiB) come through the allocation entry intact.
+#[test]
+fn responses_larger_than_the_guest_buffer_arrive_intact() {
+    let mut guest = host_fns_instance();
+    let long = "z".repeat(5000);
+    let seen: String = guest.call("try_failing", &long).unwrap();
+    assert_eq!(seen, format!("code 2002: always_fails refuses {long:?}"));
+}

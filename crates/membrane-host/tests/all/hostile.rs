@@ -352,9 +352,11 @@ fn alloc_nested(nested: &str) -> String {
 /// `request` (placed at offset 256) and then answers `ok`, whatever it got back.
 fn calls_host(name: &str, request: &[u8]) -> Source {
     runs(
-        &format!(r#"(import "membrane_host" "{name}" (func $host (param i32 i32) (result i64)))"#),
         &format!(
-            r#"(drop (call $host (i32.const 256) (i32.const {len})))"#,
+            r#"(import "membrane_host" "{name}" (func $host (param i32 i32 i32 i32) (result i64)))"#
+        ),
+        &format!(
+            r#"(drop (call $host (i32.const 256) (i32.const {len}) (i32.const 0) (i32.const 0)))"#,
             len = request.len()
         ),
     )
@@ -378,9 +380,8 @@ const IMPORT_CRC32: &str =
     r#"(import "membrane" "crc32" (func $crc32 (param i32 i32 i32) (result i32)))"#;
 const IMPORT_PANIC: &str = r#"(import "membrane" "panic" (func $panic (param i32 i32)))"#;
 const IMPORT_ECHO: &str =
-    r#"(import "membrane_host" "echo" (func $echo (param i32 i32) (result i64)))"#;
-const IMPORT_CALL_BACK: &str =
-    r#"(import "membrane_host" "call_back" (func $call_back (param i32 i32) (result i64)))"#;
+    r#"(import "membrane_host" "echo" (func $echo (param i32 i32 i32 i32) (result i64)))"#;
+const IMPORT_CALL_BACK: &str = r#"(import "membrane_host" "call_back" (func $call_back (param i32 i32 i32 i32) (result i64)))"#;
 
 /// A module with the standard exports and `run`, but `header` replacing the memory,
 /// version and allocation exports (for load-time cases).
@@ -764,7 +765,7 @@ fn cases() -> Vec<Case> {
                 &format!(
                     r#"{request}
   (func (export "__membrane_alloc") (param i32 i32) (result i32)
-    (drop (call $echo (i32.const 256) (i32.const {len})))
+    (drop (call $echo (i32.const 256) (i32.const {len}) (i32.const 0) (i32.const 0)))
     (i32.const 0x10000))"#,
                     request = data(256, &request_echo),
                     len = request_echo.len()
@@ -776,13 +777,39 @@ fn cases() -> Vec<Case> {
         // --- Host functions and intrinsics called with bad arguments ---------------------
         case(
             "host_fn_request_outside_memory",
-            runs(IMPORT_ECHO, "(drop (call $echo (i32.const 0x1fff0) (i32.const 0x20)))"),
+            runs(IMPORT_ECHO, "(drop (call $echo (i32.const 0x1fff0) (i32.const 0x20) (i32.const 0) (i32.const 0)))"),
             RUN,
             kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
         ),
         case(
             "host_fn_request_pointer_plus_length_overflows_u32",
-            runs(IMPORT_ECHO, "(drop (call $echo (i32.const -16) (i32.const 32)))"),
+            runs(IMPORT_ECHO, "(drop (call $echo (i32.const -16) (i32.const 32) (i32.const 0) (i32.const 0)))"),
+            RUN,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "host_fn_response_buffer_outside_memory",
+            runs(
+                IMPORT_ECHO,
+                &format!(
+                    "(drop (call $echo (i32.const 256) (i32.const {}) (i32.const 0x1fff0) (i32.const 0x20)))",
+                    request_echo.len()
+                ),
+            )
+            .with_segment(&data(256, &request_echo)),
+            RUN,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "host_fn_response_buffer_pointer_plus_capacity_overflows_u32",
+            runs(
+                IMPORT_ECHO,
+                &format!(
+                    "(drop (call $echo (i32.const 256) (i32.const {}) (i32.const -16) (i32.const 32)))",
+                    request_echo.len()
+                ),
+            )
+            .with_segment(&data(256, &request_echo)),
             RUN,
             kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
         ),
@@ -802,7 +829,7 @@ fn cases() -> Vec<Case> {
                 .with_segment(&ok)
                 .with_segment(&format!(
                     r#"(func (export "run") (param i32 i32) (result i64)
-    (drop (call $echo (i32.const 256) (i32.const {})))
+    (drop (call $echo (i32.const 256) (i32.const {}) (i32.const 0) (i32.const 0)))
     (i64.const {ok_packed}))"#,
                     request_echo.len()
                 )),
@@ -816,7 +843,7 @@ fn cases() -> Vec<Case> {
                 .with_segment(&ok)
                 .with_segment(&format!(
                     r#"(func (export "run") (param i32 i32) (result i64)
-    (drop (call $echo (i32.const 256) (i32.const {})))
+    (drop (call $echo (i32.const 256) (i32.const {}) (i32.const 0) (i32.const 0)))
     (i64.const {ok_packed}))"#,
                     request_echo.len()
                 )),
@@ -854,7 +881,7 @@ fn cases() -> Vec<Case> {
             module(
                 IMPORT_CALL_BACK,
                 r#"(func (export "run") (param i32 i32) (result i64)
-    (call $call_back (i32.const 256) (i32.const 15)))"#,
+    (call $call_back (i32.const 256) (i32.const 15) (i32.const 0) (i32.const 0)))"#,
             )
             .with_segment(&data(256, &envelope(0, b"run"))),
             RUN,
@@ -867,7 +894,7 @@ fn cases() -> Vec<Case> {
         )),
         case(
             "nested_call_traps_and_the_host_swallows_it",
-            runs(IMPORT_CALL_BACK, "(drop (call $call_back (i32.const 256) (i32.const 16)))")
+            runs(IMPORT_CALL_BACK, "(drop (call $call_back (i32.const 256) (i32.const 16) (i32.const 0) (i32.const 0)))")
                 .with_segment(&data(256, &envelope(0, b"trap")))
                 .with_segment(r#"(func (export "trap") (param i32 i32) (result i64) (unreachable))"#),
             RUN,
@@ -877,7 +904,7 @@ fn cases() -> Vec<Case> {
             "nested_call_returns_a_bad_envelope_and_the_host_swallows_it",
             runs(
                 IMPORT_CALL_BACK,
-                "(drop (call $call_back (i32.const 256) (i32.const 15)))",
+                "(drop (call $call_back (i32.const 256) (i32.const 15) (i32.const 0) (i32.const 0)))",
             )
             .with_segment(&data(256, &envelope(0, b"bad")))
             .with_segment(&data(512, &seal(with(&|b| b[1] = 0))))
@@ -893,7 +920,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "host_callback_loops_forever_metered",
-            runs(IMPORT_CALL_BACK, "(drop (call $call_back (i32.const 256) (i32.const 16)))")
+            runs(IMPORT_CALL_BACK, "(drop (call $call_back (i32.const 256) (i32.const 16) (i32.const 0) (i32.const 0)))")
                 .with_segment(&data(256, &envelope(0, b"spin")))
                 .with_segment(r#"(func (export "spin") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))"#),
             RUN,
@@ -901,7 +928,7 @@ fn cases() -> Vec<Case> {
         ),
         timed(case(
             "host_callback_loops_forever_timed",
-            runs(IMPORT_CALL_BACK, "(drop (call $call_back (i32.const 256) (i32.const 16)))")
+            runs(IMPORT_CALL_BACK, "(drop (call $call_back (i32.const 256) (i32.const 16) (i32.const 0) (i32.const 0)))")
                 .with_segment(&data(256, &envelope(0, b"spin")))
                 .with_segment(r#"(func (export "spin") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))"#),
             RUN,
@@ -991,7 +1018,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "start_calls_a_host_function",
-            starts(IMPORT_ECHO, "(drop (call $echo (i32.const 256) (i32.const 16)))")
+            starts(IMPORT_ECHO, "(drop (call $echo (i32.const 256) (i32.const 16) (i32.const 0) (i32.const 0)))")
                 .with_segment(&data(256, &request_echo)),
             Action::Instantiate,
             kind!(
@@ -1151,8 +1178,8 @@ fn cases() -> Vec<Case> {
             module(
                 r#"(import "env" "abort" (func))
   (import "membrane" "exit" (func (param i32)))
-  (import "membrane_host" "launch_missiles" (func (param i32 i32) (result i64)))
-  (import "membrane_host" "echo" (func (param i32 i32) (result i64)))"#,
+  (import "membrane_host" "launch_missiles" (func (param i32 i32 i32 i32) (result i64)))
+  (import "membrane_host" "echo" (func (param i32 i32 i32 i32) (result i64)))"#,
                 "",
             ),
             Action::Prepare,
