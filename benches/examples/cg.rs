@@ -9,7 +9,7 @@
 //!     target/release/examples/cg echo 64 200
 //! ```
 //!
-//! `host` calls `sum_list` on a list of `size` ones (one host call per element). With
+//! `host` calls `sum_to(size)`: `size` calls of the host's `add`, as `floor-host` does. With
 //! `CG_MAP=<file>` set, the guest's compiled functions are listed there (address, length,
 //! name) and its code is written next to it, to name JIT addresses in a profile.
 //! The floor guest is `membrane_benches::Floor`, the one `benches/calls.rs` uses.
@@ -89,17 +89,13 @@ fn main() {
             let module = engine.load(&guest("host_fns")).unwrap();
             dump_map(&module);
             let mut instance = module.prepare(&host).unwrap().instantiate(()).unwrap();
-            let ones = vec![1u32; size];
-            assert_eq!(
-                instance.call::<_, u32>("sum_list", &ones).unwrap(),
-                size as u32
-            );
+            let n = size as u32;
+            let sum = (0..n).sum::<u32>();
+            assert_eq!(instance.call::<_, u32>("sum_to", &n).unwrap(), sum);
             run(iters, &mut || {
                 assert_eq!(
-                    instance
-                        .call::<_, u32>("sum_list", black_box(&ones))
-                        .unwrap(),
-                    size as u32
+                    instance.call::<_, u32>("sum_to", black_box(&n)).unwrap(),
+                    sum
                 );
             });
         }

@@ -19,6 +19,13 @@ pub fn sum_list(values: Vec<u32>) -> Result<u32, Error> {
         .try_fold(0u32, |acc, v| add::<_, u32>(&(acc, v)))
 }
 
+/// Sums `0..n` by calling the host's `add` once per number, `(acc, i)` each time: the
+/// guest→host call benchmark, doing what its bare-wasmtime floor does.
+#[export]
+pub fn sum_to(n: u32) -> Result<u32, Error> {
+    (0..n).try_fold(0u32, |acc, i| add::<_, u32>(&(acc, i)))
+}
+
 /// Logs each line through the host; returns how many were logged.
 #[export]
 pub fn log_all(lines: Vec<String>) -> Result<u32, Error> {

@@ -62,6 +62,8 @@ fn typed_host_function_with_state() {
         10
     );
     assert_eq!(guest.state().adds, 5);
+    assert_eq!(guest.call::<_, u32>("sum_to", &100u32).unwrap(), 4950);
+    assert_eq!(guest.state().adds, 105);
     let lines = vec!["first".to_string(), "second".to_string()];
     assert_eq!(guest.call::<_, u32>("log_all", &lines).unwrap(), 2);
     assert_eq!(guest.state().lines, lines);
