@@ -71,7 +71,10 @@ where
 /// `ptr` and `len` must be the arguments the host passed to the running export, and the
 /// returned slice must not be used after the export returns (the arena that holds it is
 /// reset by the next top-level call).
-#[inline]
+// Always inlined: as a call it returns its `Result` through memory on the shadow stack
+// and pays a second prologue, epoch check and register save, which cost an export
+// about as much as checking the envelope.
+#[inline(always)]
 pub unsafe fn host_args<'call>(ptr: u32, len: u32) -> Result<&'call [u8], u64> {
     #[cfg(feature = "std")]
     crate::panic::install_panic_hook();
