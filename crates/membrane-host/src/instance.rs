@@ -436,7 +436,7 @@ fn guest_error(payload: std::result::Result<&[u8], membrane_codec::DecodeError>)
 }
 
 /// The typed guest function `name`, resolved once per instance.
-#[inline]
+#[inline(always)]
 fn function<'h, T: 'static>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     handles: &'h Handles,
