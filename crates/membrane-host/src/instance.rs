@@ -287,6 +287,7 @@ impl<T: Send + 'static> Instance<T> {
 }
 
 /// Arms fuel and the timer for a top-level call (or an instantiation).
+#[inline(always)]
 fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<()> {
     store.data_mut().begin_call();
     if let Some(limit) = store.data().fuel_limit {
@@ -410,6 +411,7 @@ pub(crate) fn read_in_place<R>(
 
 /// Copies an output envelope's payload out of guest memory, verifying the checksum in
 /// the same pass.
+#[inline]
 pub(crate) fn read_to_vec(codec: &Codec, bytes: &[u8]) -> Result<Vec<u8>> {
     // Sized for an uncompressed payload up front: one exact allocation, no growth.
     let mut out = Vec::with_capacity(bytes.len().saturating_sub(membrane_codec::HEADER_LEN));
