@@ -23,10 +23,17 @@ impl Checksum for Crc32Fast {
         if bytes.len() < SMALL_INPUT {
             return crc32_small(crc, bytes);
         }
-        let mut hasher = crc32fast::Hasher::new_with_initial(crc);
-        hasher.update(bytes);
-        hasher.finalize()
+        crc32_large(crc, bytes)
     }
+}
+
+/// CRC-32/ISO-HDLC by `crc32fast`, kept out of line so that the short path of
+/// [`Crc32Fast::update`] inlines into its callers.
+#[inline(never)]
+fn crc32_large(crc: u32, bytes: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(crc);
+    hasher.update(bytes);
+    hasher.finalize()
 }
 
 /// Below this length `crc32fast`'s per-call setup (CPU feature dispatch, state) costs
