@@ -211,7 +211,7 @@ impl<T: Send + 'static> Instance<T> {
             .into());
         }
         begin_top_level_call(&mut self.store)?;
-        let result = call_in(&mut self.store, &self.handles, name, input, read);
+        let result = call_top_level(&mut self.store, &self.handles, name, input, read);
         if let Err(e) = &result
             && e.poisons()
         {
@@ -297,6 +297,27 @@ fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<(
     }
     store.set_epoch_deadline(1);
     Ok(())
+}
+
+/// A top-level call of a guest function: [`call_in`] when no call runs in the store.
+///
+/// The instance is borrowed mutably for the whole of a top-level call, so none can run
+/// in its store already: the call is at depth 0, within any depth limit
+/// (`max_call_depth` is at least 1), and has no outer call to record a fault for.
+#[inline(always)]
+fn call_top_level<T: 'static, R>(
+    store: &mut Store<StoreData<T>>,
+    handles: &Handles,
+    name: &str,
+    input: &[u8],
+    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
+) -> Result<R> {
+    let mut store = store.as_context_mut();
+    let func = function(&mut store, handles, name)?;
+    store.data_mut().depth = 1;
+    let result = call_func(&mut store, handles, func, input, true, read);
+    store.data_mut().depth = 0;
+    result
 }
 
 /// One call of a guest function, top-level or nested: input envelope in, output out.
