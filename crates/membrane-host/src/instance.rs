@@ -289,8 +289,9 @@ impl<T: Send + 'static> Instance<T> {
 /// Arms fuel and the timer for a top-level call (or an instantiation).
 #[inline(always)]
 fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<()> {
-    store.data_mut().begin_call();
-    if let Some(limit) = store.data().fuel_limit {
+    let data = store.data_mut();
+    data.begin_call();
+    if let Some(limit) = data.fuel_limit {
         store
             .set_fuel(limit)
             .map_err(|e| Error::host(format_args!("cannot set fuel: {e:#}")))?;
