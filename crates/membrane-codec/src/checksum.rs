@@ -23,10 +23,17 @@ impl Checksum for Crc32Fast {
         if bytes.len() < SMALL_INPUT {
             return crc32_small(crc, bytes);
         }
-        let mut hasher = crc32fast::Hasher::new_with_initial(crc);
-        hasher.update(bytes);
-        hasher.finalize()
+        crc32_large(crc, bytes)
     }
+}
+
+/// CRC-32/ISO-HDLC by `crc32fast`, kept out of line so that the short path of
+/// [`Crc32Fast::update`] inlines into its callers.
+#[inline(never)]
+fn crc32_large(crc: u32, bytes: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(crc);
+    hasher.update(bytes);
+    hasher.finalize()
 }
 
 /// Below this length `crc32fast`'s per-call setup (CPU feature dispatch, state) costs
@@ -115,13 +122,27 @@ pub(crate) const FUSE_CHUNK: usize = 16 * 1024;
 /// # Panics
 ///
 /// If `dst.len() != src.len()` (a caller bug, never caused by input data).
-#[inline]
+// Always inlined: for one chunk it is a copy and a short checksum, on the path of
+// every call (`Codec::encode_into`).
+#[inline(always)]
 pub fn copy_and_checksum<C: Checksum + ?Sized>(c: &C, crc: u32, dst: &mut [u8], src: &[u8]) -> u32 {
     assert_eq!(dst.len(), src.len(), "copy_and_checksum: lengths differ");
     if src.len() <= FUSE_CHUNK {
         dst.copy_from_slice(src);
         return c.update(crc, src);
     }
+    copy_and_checksum_chunks(c, crc, dst, src)
+}
+
+/// [`copy_and_checksum`] of more than one chunk: out of line, so that the one-chunk
+/// case inlines into its callers.
+#[inline(never)]
+fn copy_and_checksum_chunks<C: Checksum + ?Sized>(
+    c: &C,
+    crc: u32,
+    dst: &mut [u8],
+    src: &[u8],
+) -> u32 {
     let mut crc = crc;
     for (d, s) in dst.chunks_mut(FUSE_CHUNK).zip(src.chunks(FUSE_CHUNK)) {
         crc = c.update(crc, s);

@@ -205,13 +205,11 @@ impl<C: Checksum> crate::Codec<C> {
     /// For an uncompressed payload the checksum is verified while copying, chunk by
     /// chunk, so the bytes are read from memory once. On any error `out` is left as it
     /// was.
+    #[inline]
     pub fn decode_to_vec(&self, bytes: &[u8], out: &mut Vec<u8>) -> Result<Flags, DecodeError> {
         let header = Header::from_bytes(bytes)?;
         if header.flags.contains(Flags::COMPRESSED) || header.flags.contains(Flags::ENCRYPTED) {
-            let envelope = self.decode(bytes)?;
-            let mut scratch = Vec::new();
-            out.extend_from_slice(envelope.payload(&mut scratch)?);
-            return Ok(envelope.flags());
+            return self.decode_compressed_to_vec(bytes, out);
         }
         let carried = &bytes[HEADER_LEN..];
         if carried.len() != header.payload_len as usize {
@@ -235,6 +233,20 @@ impl<C: Checksum> crate::Codec<C> {
             });
         }
         Ok(header.flags)
+    }
+
+    /// [`Codec::decode_to_vec`] of an envelope flagged compressed or encrypted: out of
+    /// line, so that the uncompressed path stays short enough to inline.
+    #[inline(never)]
+    fn decode_compressed_to_vec(
+        &self,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Flags, DecodeError> {
+        let envelope = self.decode(bytes)?;
+        let mut scratch = Vec::new();
+        out.extend_from_slice(envelope.payload(&mut scratch)?);
+        Ok(envelope.flags())
     }
 }
 

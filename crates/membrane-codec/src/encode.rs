@@ -73,6 +73,9 @@ impl<C: Checksum> Codec<C> {
     ///
     /// When the payload is compressed and `buf` is longer than the envelope, bytes of
     /// `buf` past the envelope may be used as scratch space and overwritten.
+    // Always inlined: without compression this is a few checks, the header and a fused
+    // copy and checksum, less than the cost of a call on the path of every host call.
+    #[inline(always)]
     pub fn encode_into(
         &self,
         buf: &mut [u8],
@@ -107,12 +110,21 @@ impl<C: Checksum> Codec<C> {
     /// `get_maximum_output_size(n)`, which is larger than `n`. When `buf` has that much
     /// room the block is written in place; otherwise it goes through a temporary vector
     /// and is copied in only if it is smaller than the payload.
+    #[inline]
     fn try_compress_into(&self, buf: &mut [u8], payload: &[u8], flags: Flags) -> Option<usize> {
         let threshold = self.config.compress_threshold?;
         let n = payload.len();
         if n <= threshold || n <= SIZE_PREFIX_LEN {
             return None;
         }
+        self.compress_into(buf, payload, flags)
+    }
+
+    /// [`Codec::try_compress_into`] once the payload is long enough to try: out of line,
+    /// so that encoding without compression stays short enough to inline.
+    #[inline(never)]
+    fn compress_into(&self, buf: &mut [u8], payload: &[u8], flags: Flags) -> Option<usize> {
+        let n = payload.len();
         let uncompressed = u32::try_from(n).ok()?;
         let worst = lz4_flex::block::get_maximum_output_size(n);
         let body = &mut buf[HEADER_LEN..];

@@ -35,18 +35,20 @@ fn bump() -> &'static Bump {
     unsafe { (*ARENA.0.get()).get_or_insert_with(Bump::with_min_align) }
 }
 
-/// Reclaims everything allocated in the arena. Keeps its largest chunk for reuse.
+/// The arena after reclaiming everything allocated in it (its largest chunk is kept
+/// for reuse); created on first use. One check that the arena exists serves both the
+/// reset and the allocation that follows it.
 ///
 /// # Safety
 ///
 /// No reference into the arena may be used afterwards: call only between top-level calls.
 #[cfg(target_arch = "wasm32")]
 #[inline]
-unsafe fn reset() {
+unsafe fn reset() -> &'static Bump {
     // SAFETY: single-threaded, and the caller guarantees no arena reference is live.
-    if let Some(bump) = unsafe { (*ARENA.0.get()).as_mut() } {
-        bump.reset();
-    }
+    let bump = unsafe { (*ARENA.0.get()).get_or_insert_with(Bump::with_min_align) };
+    bump.reset();
+    bump
 }
 
 /// `len` uninitialised bytes in the arena, or `None` when memory is exhausted.
@@ -55,8 +57,14 @@ unsafe fn reset() {
 /// reset; it must be written before it is read as `u8`s.
 #[inline]
 pub(crate) fn alloc_uninit(len: usize) -> Option<NonNull<u8>> {
+    alloc_in(bump(), len)
+}
+
+/// [`alloc_uninit`] in `bump`.
+#[inline]
+fn alloc_in(bump: &Bump, len: usize) -> Option<NonNull<u8>> {
     let layout = Layout::from_size_align(len, ALIGN).ok()?;
-    bump().try_alloc_layout(layout).ok()
+    bump.try_alloc_layout(layout).ok()
 }
 
 /// `len` zeroed bytes in the arena, or `None` when memory is exhausted.
@@ -78,12 +86,14 @@ pub(crate) fn alloc_zeroed(len: usize) -> Option<&'static mut [u8]> {
 #[unsafe(no_mangle)]
 #[allow(unreachable_pub)] // exported from the module, not from the crate
 pub extern "C" fn __membrane_alloc(len: u32, reset: u32) -> u32 {
-    if reset != 0 {
+    let bump = if reset != 0 {
         // SAFETY: the host passes `reset != 0` only when no call runs in this instance,
         // so no reference into the arena is live.
-        unsafe { self::reset() };
-    }
-    match alloc_uninit(len as usize) {
+        unsafe { self::reset() }
+    } else {
+        bump()
+    };
+    match alloc_in(bump, len as usize) {
         Some(ptr) => ptr.as_ptr() as u32,
         None => 0,
     }

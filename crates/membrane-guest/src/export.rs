@@ -19,8 +19,10 @@ pub(crate) fn codec() -> Codec<HostCrc> {
     Codec::with_checksum(CodecConfig::default(), HostCrc)
 }
 
-/// The input envelope of the innermost running call, remembered so that `return_ok`
-/// can hand an unchanged payload back in place.
+/// The payload (address, length) of the innermost running call's input envelope when
+/// that envelope has no flags set, remembered so that `return_ok` can hand an unchanged
+/// payload back in place, header and all; `(0, 0)` for none (no slice starts at
+/// address 0, so it matches no payload).
 struct LastInput(Cell<(usize, usize)>);
 
 // SAFETY: wasm32 without atomics is single-threaded (see `arena`); off wasm32 the cell
@@ -71,7 +73,10 @@ where
 /// `ptr` and `len` must be the arguments the host passed to the running export, and the
 /// returned slice must not be used after the export returns (the arena that holds it is
 /// reset by the next top-level call).
-#[inline]
+// Always inlined: as a call it returns its `Result` through memory on the shadow stack
+// and pays a second prologue, epoch check and register save, which cost an export
+// about as much as checking the envelope.
+#[inline(always)]
 pub unsafe fn host_args<'call>(ptr: u32, len: u32) -> Result<&'call [u8], u64> {
     #[cfg(feature = "std")]
     crate::panic::install_panic_hook();
@@ -86,7 +91,13 @@ pub unsafe fn host_args<'call>(ptr: u32, len: u32) -> Result<&'call [u8], u64> {
     match codec().decode(bytes) {
         Ok(envelope) if !envelope.is_error() => match envelope.uncompressed_payload() {
             Some(payload) => {
-                LAST_INPUT.0.set((ptr, len));
+                // An envelope with flags (`EXPECTS_RESPONSE`) is no output to hand back.
+                let last = if envelope.flags() == Flags::NONE {
+                    (payload.as_ptr() as usize, payload.len())
+                } else {
+                    (0, 0)
+                };
+                LAST_INPUT.0.set(last);
                 Ok(payload)
             }
             None => decompress_input(&envelope),
@@ -113,6 +124,8 @@ fn input_decode_error(e: &membrane_codec::DecodeError) -> u64 {
 #[cold]
 #[inline(never)]
 fn decompress_input<'call>(envelope: &Envelope<'_>) -> Result<&'call [u8], u64> {
+    // The payload is a copy: no input envelope to hand back in place.
+    LAST_INPUT.0.set((0, 0));
     let Some(buf) = arena::alloc_zeroed(envelope.payload_len()) else {
         return Err(return_err(
             ErrorCode::OUT_OF_MEMORY,
@@ -146,17 +159,13 @@ fn input_in_memory(_ptr: usize, _len: usize) -> bool {
 /// back in place.
 #[inline]
 pub fn return_ok(payload: &[u8]) -> u64 {
-    let (in_ptr, in_len) = LAST_INPUT.0.get();
-    if in_len >= HEADER_LEN
-        && payload.as_ptr() as usize == in_ptr + HEADER_LEN
-        && payload.len() == in_len - HEADER_LEN
-    {
-        // SAFETY: `LAST_INPUT` holds an input envelope that `host_args` checked; its
-        // header is still in the arena, untouched (only the payload was borrowed).
-        let header = unsafe { core::slice::from_raw_parts(in_ptr as *const u8, HEADER_LEN) };
-        if header[3] == Flags::NONE.bits() {
-            return pack_ptr_len(in_ptr as u32, in_len as u32);
-        }
+    let (last_ptr, last_len) = LAST_INPUT.0.get();
+    if payload.as_ptr() as usize == last_ptr && payload.len() == last_len {
+        // `payload` is that of an input envelope without flags that `host_args` checked;
+        // its header, just before it, is still in the arena, untouched (only the payload
+        // was borrowed). `last_ptr` is not 0 here, so it is at least `HEADER_LEN`.
+        let start = last_ptr - HEADER_LEN;
+        return pack_ptr_len(start as u32, (HEADER_LEN + last_len) as u32);
     }
     return_copy(payload)
 }

@@ -211,7 +211,7 @@ impl<T: Send + 'static> Instance<T> {
             .into());
         }
         begin_top_level_call(&mut self.store)?;
-        let result = call_in(&mut self.store, &self.handles, name, input, read);
+        let result = call_top_level(&mut self.store, &self.handles, name, input, read);
         if let Err(e) = &result
             && e.poisons()
         {
@@ -287,15 +287,38 @@ impl<T: Send + 'static> Instance<T> {
 }
 
 /// Arms fuel and the timer for a top-level call (or an instantiation).
+#[inline(always)]
 fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<()> {
-    store.data_mut().begin_call();
-    if let Some(limit) = store.data().fuel_limit {
+    let data = store.data_mut();
+    data.begin_call();
+    if let Some(limit) = data.fuel_limit {
         store
             .set_fuel(limit)
             .map_err(|e| Error::host(format_args!("cannot set fuel: {e:#}")))?;
     }
     store.set_epoch_deadline(1);
     Ok(())
+}
+
+/// A top-level call of a guest function: [`call_in`] when no call runs in the store.
+///
+/// The instance is borrowed mutably for the whole of a top-level call, so none can run
+/// in its store already: the call is at depth 0, within any depth limit
+/// (`max_call_depth` is at least 1), and has no outer call to record a fault for.
+#[inline(always)]
+fn call_top_level<T: 'static, R>(
+    store: &mut Store<StoreData<T>>,
+    handles: &Handles,
+    name: &str,
+    input: &[u8],
+    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
+) -> Result<R> {
+    let mut store = store.as_context_mut();
+    let func = function(&mut store, handles, name)?;
+    store.data_mut().depth = 1;
+    let result = call_func(&mut store, handles, func, input, true, read);
+    store.data_mut().depth = 0;
+    result
 }
 
 /// One call of a guest function, top-level or nested: input envelope in, output out.
@@ -410,6 +433,7 @@ pub(crate) fn read_in_place<R>(
 
 /// Copies an output envelope's payload out of guest memory, verifying the checksum in
 /// the same pass.
+#[inline]
 pub(crate) fn read_to_vec(codec: &Codec, bytes: &[u8]) -> Result<Vec<u8>> {
     // Sized for an uncompressed payload up front: one exact allocation, no growth.
     let mut out = Vec::with_capacity(bytes.len().saturating_sub(membrane_codec::HEADER_LEN));
@@ -436,7 +460,7 @@ fn guest_error(payload: std::result::Result<&[u8], membrane_codec::DecodeError>)
 }
 
 /// The typed guest function `name`, resolved once per instance.
-#[inline]
+#[inline(always)]
 fn function<'h, T: 'static>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     handles: &'h Handles,

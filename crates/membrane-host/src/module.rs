@@ -226,12 +226,40 @@ impl Module {
     /// Index of the function `name` in the function table.
     #[inline]
     pub(crate) fn function_index(&self, name: &str) -> Option<usize> {
-        self.inner.functions.iter().position(|f| f.name == name)
+        self.inner
+            .functions
+            .iter()
+            .position(|f| same_name(f.name.as_bytes(), name.as_bytes()))
     }
 
     #[inline]
     pub(crate) fn inner(&self) -> &ModuleInner {
         &self.inner
+    }
+}
+
+/// `a == b` for the short names of functions (up to 16 bytes) without a call to
+/// `memcmp`: at most two overlapping loads per side, like a short `memcpy`. Every call
+/// looks its function up by name, so this is on the path of every call.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    match n {
+        0 => true,
+        // First, middle and last byte: every byte of a name of 1 to 3 bytes.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => {
+            a.first_chunk::<4>() == b.first_chunk::<4>()
+                && a.last_chunk::<4>() == b.last_chunk::<4>()
+        }
+        8..=16 => {
+            a.first_chunk::<8>() == b.first_chunk::<8>()
+                && a.last_chunk::<8>() == b.last_chunk::<8>()
+        }
+        _ => a == b,
     }
 }
 
@@ -252,5 +280,29 @@ impl std::fmt::Debug for Module {
             .field("size", &self.inner.size)
             .field("functions", &self.functions().collect::<Vec<_>>())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_name;
+
+    /// `same_name` agrees with `==` for every length around its branches, for equal
+    /// names and for names differing in any one byte.
+    #[test]
+    fn same_name_is_equality() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_name(&a, &a.clone()), "len {n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!same_name(&a, &b), "len {n}, byte {i}");
+            }
+            assert!(
+                !same_name(&a, &a[..n.saturating_sub(1)]) || n == 0,
+                "len {n}"
+            );
+        }
     }
 }
