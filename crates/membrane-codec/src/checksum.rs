@@ -128,7 +128,11 @@ pub(crate) const FUSE_CHUNK: usize = 16 * 1024;
 pub fn copy_and_checksum<C: Checksum + ?Sized>(c: &C, crc: u32, dst: &mut [u8], src: &[u8]) -> u32 {
     assert_eq!(dst.len(), src.len(), "copy_and_checksum: lengths differ");
     if src.len() <= FUSE_CHUNK {
-        dst.copy_from_slice(src);
+        // An empty payload (postcard's `()`, say) is common enough to skip the call to
+        // `memcpy` that even a zero-length copy makes.
+        if !src.is_empty() {
+            dst.copy_from_slice(src);
+        }
         return c.update(crc, src);
     }
     copy_and_checksum_chunks(c, crc, dst, src)
