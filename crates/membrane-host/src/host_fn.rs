@@ -233,8 +233,9 @@ impl<T: Send + 'static> HostFunctions<T> {
               -> Result<u64> {
             let decoded: std::result::Result<I, HostError> = {
                 let memory = memory(caller)?;
-                let request =
-                    guest_region(memory.data(&*caller), ptr, len, "host function request")?;
+                let data = memory.data(&*caller);
+                check_response_buffer(data, buf)?;
+                let request = guest_region(data, ptr, len, "host function request")?;
                 let envelope = Codec::new(caller.data().codec)
                     .decode(request)
                     .map_err(|e| Error::bad_envelope("host function request", e))?;
@@ -315,8 +316,6 @@ impl<T: Send + 'static> HostFunctions<T> {
                         };
                         let result = if caller.data().handles.is_none() {
                             Err(import_during_start(HOST_MODULE, &name))
-                        } else if let Err(e) = check_response_buffer(&caller, buf) {
-                            Err(e)
                         } else {
                             // A panicking host function is a bug of the host application;
                             // it stops this call (and poisons the instance) instead of
@@ -389,7 +388,9 @@ fn call_raw_host_fn<T: 'static>(
 ) -> Result<u64> {
     let request = {
         let memory = memory(caller)?;
-        let bytes = guest_region(memory.data(&*caller), ptr, len, "host function request")?;
+        let data = memory.data(&*caller);
+        check_response_buffer(data, buf)?;
+        let bytes = guest_region(data, ptr, len, "host function request")?;
         let envelope = Codec::new(caller.data().codec)
             .decode(bytes)
             .map_err(|e| Error::bad_envelope("host function request", e))?;
@@ -464,24 +465,15 @@ fn not_initialised() -> Error {
     Error::host("host function called before the instance finished instantiating")
 }
 
-/// Refuses a response buffer that is not inside guest memory, before the host function
-/// runs. Memory never shrinks, so the buffer stays valid for the whole call.
+/// Refuses a response buffer that is not inside guest memory `data`, before the host
+/// function runs (checked with the request, on the same view of memory). Memory never
+/// shrinks, so the buffer stays valid for the whole call.
 #[inline]
-fn check_response_buffer<T: 'static>(
-    caller: &Caller<'_, StoreData<T>>,
-    buf: ResponseBuffer,
-) -> Result<()> {
+fn check_response_buffer(data: &[u8], buf: ResponseBuffer) -> Result<()> {
     if buf.cap == 0 {
         return Ok(());
     }
-    let memory = memory(caller)?;
-    guest_region(
-        memory.data(caller),
-        buf.ptr,
-        buf.cap,
-        "host function response buffer",
-    )
-    .map(drop)
+    guest_region(data, buf.ptr, buf.cap, "host function response buffer").map(drop)
 }
 
 /// Where a response envelope of `total` bytes goes: the guest's response buffer when it
@@ -517,9 +509,8 @@ fn write_value<T: 'static, O: Serialize + ?Sized>(
             "host function response buffer",
         )?;
         let (head, body) = region.split_at_mut(HEADER_LEN);
-        match postcard::to_slice(value, body) {
-            Ok(written) => {
-                let n = written.len();
+        match postcard::serialize_with_flavor(value, ShortRuns { buf: body, pos: 0 }) {
+            Ok(n) => {
                 finish_header(head, &body[..n]);
                 return Ok(pack_ptr_len(buf.ptr, (HEADER_LEN + n) as u32));
             }
@@ -537,6 +528,52 @@ fn write_value<T: 'static, O: Serialize + ?Sized>(
             .map(drop)
             .map_err(|e| Error::host(format_args!("host function output does not serialize: {e}")))
     })
+}
+
+/// A postcard output into a slice that copies short runs (varints, small fields) byte
+/// by byte instead of calling `memcpy` for each; its output is the number of bytes
+/// written, always a prefix of `buf`.
+struct ShortRuns<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl postcard::ser_flavors::Flavor for ShortRuns<'_> {
+    type Output = usize;
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        let slot = self
+            .buf
+            .get_mut(self.pos)
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        *slot = byte;
+        self.pos += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let end = self.pos + data.len();
+        let dst = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        if data.len() <= 8 {
+            for (d, s) in dst.iter_mut().zip(data) {
+                *d = *s;
+            }
+        } else {
+            dst.copy_from_slice(data);
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    #[inline]
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.pos)
+    }
 }
 
 /// The error envelope sent for a host function output that does not serialize.
@@ -663,4 +700,55 @@ fn intrinsic_panic<T: 'static>(mut caller: Caller<'_, StoreData<T>>, ptr: u32, l
         None => "<panic during instantiation>".to_string(),
     };
     caller.data_mut().panic = Some(message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShortRuns;
+    use postcard::ser_flavors::Flavor;
+
+    /// Runs of every length around the byte-by-byte limit land intact after the bytes
+    /// written before them; a run or byte that does not fit is refused.
+    #[test]
+    fn short_runs_writes_runs_of_every_length() {
+        for n in 0..24usize {
+            let data: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+            let mut buf = [0xAAu8; 40];
+            let mut out = ShortRuns {
+                buf: &mut buf[..1 + n],
+                pos: 0,
+            };
+            out.try_push(7).unwrap();
+            out.try_extend(&data).unwrap();
+            assert!(out.try_push(0).is_err(), "len {n}");
+            assert!(n == 0 || out.try_extend(&data).is_err(), "len {n}");
+            assert_eq!(out.finalize().unwrap(), 1 + n);
+            assert_eq!(buf[0], 7);
+            assert_eq!(&buf[1..1 + n], &data[..], "len {n}");
+            assert!(buf[1 + n..].iter().all(|&b| b == 0xAA), "len {n}");
+        }
+    }
+
+    /// A typed value serialized through `ShortRuns` is what `postcard::to_slice` writes.
+    #[test]
+    fn short_runs_matches_postcard() {
+        let value = (
+            7u32,
+            u64::MAX,
+            "a string longer than eight bytes".to_string(),
+            vec![1u16, 300, 65535],
+        );
+        let mut a = [0u8; 128];
+        let mut b = [0u8; 128];
+        let n = postcard::serialize_with_flavor(
+            &value,
+            ShortRuns {
+                buf: &mut a,
+                pos: 0,
+            },
+        )
+        .unwrap();
+        let expected = postcard::to_slice(&value, &mut b).unwrap();
+        assert_eq!(&a[..n], &expected[..]);
+    }
 }
