@@ -492,6 +492,24 @@ fn response_ptr<T: 'static>(
     }
 }
 
+/// The `total` bytes of guest memory a response envelope goes into (see
+/// [`response_ptr`]), with their address.
+fn response_region<'c, T: 'static>(
+    caller: &'c mut Caller<'_, StoreData<T>>,
+    buf: ResponseBuffer,
+    total: u32,
+) -> Result<(u32, &'c mut [u8])> {
+    let ptr = response_ptr(caller, buf, total)?;
+    let memory = memory(caller)?;
+    let region = guest_region_mut(
+        memory.data_mut(caller),
+        ptr,
+        total,
+        "host function response",
+    )?;
+    Ok((ptr, region))
+}
+
 /// Serializes `value` straight into a response envelope in guest memory: into the
 /// guest's response buffer in one pass when it fits, else sized first and written into
 /// memory from the allocation entry.
@@ -593,14 +611,7 @@ fn write_error<T: 'static>(
     let payload_len = membrane_codec::error_payload_len(&e.message);
     let total = u32::try_from(HEADER_LEN + payload_len)
         .map_err(|_| Error::host("host error message too long"))?;
-    let ptr = response_ptr(caller, buf, total)?;
-    let memory = memory(caller)?;
-    let region = guest_region_mut(
-        memory.data_mut(&mut *caller),
-        ptr,
-        total,
-        "host function response",
-    )?;
+    let (ptr, region) = response_region(caller, buf, total)?;
     Codec::new(membrane_codec::CodecConfig::default())
         .encode_error_into(region, e.code, &e.message)
         .map_err(|e| Error::host(format_args!("cannot encode host error: {e}")))?;
@@ -620,14 +631,7 @@ fn write_envelope<T: 'static>(
         .ok()
         .and_then(|len| len.checked_add(HEADER_LEN as u32))
         .ok_or_else(|| Error::host("host function output is larger than an envelope can carry"))?;
-    let ptr = response_ptr(caller, buf, total)?;
-    let memory = memory(caller)?;
-    let region = guest_region_mut(
-        memory.data_mut(&mut *caller),
-        ptr,
-        total,
-        "host function response",
-    )?;
+    let (ptr, region) = response_region(caller, buf, total)?;
     let (head, body) = region.split_at_mut(HEADER_LEN);
     fill(body)?;
     finish_header(head, body);
