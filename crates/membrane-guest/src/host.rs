@@ -87,8 +87,44 @@ unsafe impl Sync for Scratch {}
 #[cfg(target_arch = "wasm32")]
 static SCRATCH: Scratch = Scratch(core::cell::UnsafeCell::new([0; SCRATCH_LEN]));
 
+/// Whether [`SCRATCH`] holds bytes a running `call_host` still needs: its request while
+/// it is serialized, its response while it is decoded. A host call made from inside a
+/// `Serialize` or `Deserialize` impl (a host call within a host call's value) then goes
+/// through the arena and passes no response buffer, so it cannot overwrite them.
+#[cfg(target_arch = "wasm32")]
+struct ScratchBusy(core::cell::Cell<bool>);
+
+// SAFETY: wasm32 without atomics runs one thread (see `arena`).
+#[cfg(target_arch = "wasm32")]
+unsafe impl Sync for ScratchBusy {}
+
+#[cfg(target_arch = "wasm32")]
+static SCRATCH_BUSY: ScratchBusy = ScratchBusy(core::cell::Cell::new(false));
+
+/// Marks [`SCRATCH`] busy for one `call_host`, restoring the earlier state when dropped.
+#[cfg(target_arch = "wasm32")]
+struct Claim {
+    /// The scratch was busy already: this call is nested in another's value.
+    nested: bool,
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Claim {
+    fn take() -> Claim {
+        let nested = SCRATCH_BUSY.0.replace(true);
+        Claim { nested }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Drop for Claim {
+    fn drop(&mut self) {
+        SCRATCH_BUSY.0.set(self.nested);
+    }
+}
+
 /// Encodes the request envelope for `input`: into [`SCRATCH`] when it fits, else into
-/// the arena. Returns its location.
+/// the arena. Returns its location. The caller holds the scratch (see [`Claim`]).
 #[cfg(target_arch = "wasm32")]
 fn encode_request<I: Serialize + ?Sized>(input: &I) -> Result<(u32, u32), Error> {
     use membrane_codec::{HEADER_LEN, Header, envelope_checksum};
@@ -132,9 +168,20 @@ where
 {
     #[cfg(target_arch = "wasm32")]
     {
-        let (req_ptr, req_len) = encode_request(input)?;
-        let scratch = SCRATCH.0.get() as u32;
-        let packed = import(req_ptr, req_len, scratch, SCRATCH_LEN as u32);
+        let claim = Claim::take();
+        let ((req_ptr, req_len), (resp_ptr, resp_cap)) = if claim.nested {
+            let request = crate::export::encode_value(input, Flags::EXPECTS_RESPONSE)?;
+            ((request.as_ptr() as u32, request.len() as u32), (0, 0))
+        } else {
+            let scratch = (SCRATCH.0.get() as u32, SCRATCH_LEN as u32);
+            (encode_request(input)?, scratch)
+        };
+        // The host reads the request before any code of this module runs again, and
+        // writes the response after the function's nested calls are done: while the
+        // import runs, the scratch is as free as it was before this call.
+        SCRATCH_BUSY.0.set(claim.nested);
+        let packed = import(req_ptr, req_len, resp_ptr, resp_cap);
+        SCRATCH_BUSY.0.set(true);
         let (ptr, len) = membrane_types::unpack_ptr_len(packed);
         let (ptr, len) = (ptr as usize, len as usize);
         if ptr == 0
@@ -148,7 +195,9 @@ where
             ));
         }
         // SAFETY: inside linear memory (checked above); per the ABI the host wrote the
-        // response into arena memory it obtained from `__membrane_alloc` for this call.
+        // response into the response buffer or into arena memory it obtained from
+        // `__membrane_alloc` for this call, and nothing writes it until `claim` is
+        // dropped (see `SCRATCH_BUSY`).
         let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
         let envelope = crate::export::codec()
             .decode(bytes)

@@ -61,3 +61,21 @@ pub fn reenter(n: u32) -> Result<u32, Error> {
 pub fn double(n: u32) -> Result<u32, Error> {
     n.checked_mul(2).ok_or_else(|| "overflow".into())
 }
+
+/// A number that serializes as `n + 1`, asking the host's `add` for it: a host call made
+/// while another host call's request is being written.
+struct PlusOneViaHost(u32);
+
+impl serde::Serialize for PlusOneViaHost {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let sum: u32 = add(&(self.0, 1u32)).map_err(|e| serde::ser::Error::custom(e.message))?;
+        serializer.serialize_u32(sum)
+    }
+}
+
+/// `n + (n + 1)`, where the second operand is computed by a host call nested in the
+/// serialization of the first call's request.
+#[export]
+pub fn add_nested(n: u32) -> Result<u32, Error> {
+    add(&(n, PlusOneViaHost(n)))
+}

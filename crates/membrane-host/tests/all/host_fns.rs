@@ -112,6 +112,18 @@ fn host_function_errors_reach_the_guest_as_error_envelopes() {
     );
 }
 
+/// A host call made from inside the serialization of another host call's request (a
+/// `Serialize` impl that calls the host) does not disturb the outer request, which is
+/// being written into the same guest-side buffer.
+#[test]
+fn host_call_nested_in_a_request_serialization() {
+    let mut guest = host_fns_instance();
+    for n in [0u32, 5, 200, 70_000] {
+        assert_eq!(guest.call::<_, u32>("add_nested", &n).unwrap(), 2 * n + 1);
+    }
+    assert_eq!(guest.state().adds, 8);
+}
+
 #[test]
 fn reentrant_call_into_the_same_instance() {
     let mut guest = host_fns_instance();
