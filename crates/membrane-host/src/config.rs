@@ -128,9 +128,15 @@ impl EngineConfig {
             .parallel_compilation(true);
         if self.pooling {
             let mut pool = wasmtime::PoolingAllocationConfig::default();
+            // The pool's limits follow the engine's, so that a module gets the same
+            // answer from either allocator (`resources::check` refuses at load what
+            // does not fit).
+            use crate::resources::{MAX_MEMORIES, MAX_TABLES};
             pool.total_core_instances(self.pooling_max_instances)
-                .total_memories(self.pooling_max_instances)
-                .total_tables(self.pooling_max_instances)
+                .total_memories(self.pooling_max_instances.saturating_mul(MAX_MEMORIES))
+                .total_tables(self.pooling_max_instances.saturating_mul(MAX_TABLES))
+                .max_memories_per_module(MAX_MEMORIES)
+                .max_tables_per_module(MAX_TABLES)
                 .max_memory_size(self.max_memory)
                 .table_elements(self.max_table_elements);
             c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));

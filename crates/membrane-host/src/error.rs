@@ -255,6 +255,18 @@ pub enum LimitKind {
     /// The pooling allocator has no free instance slot.
     #[error("no free instance slot in the pooling allocator")]
     Instances,
+    /// The calling thread has too little native stack left to run guest code with
+    /// `EngineConfig::max_wasm_stack` (checked before any guest code runs; nothing is
+    /// poisoned). Call from a thread with a larger stack, or lower `max_wasm_stack`.
+    #[error(
+        "the calling thread has {available} bytes of stack left, guest code needs {required} (max_wasm_stack and the host's reserve)"
+    )]
+    NativeStack {
+        /// Bytes of stack left on the calling thread.
+        available: usize,
+        /// Bytes needed: `max_wasm_stack` and the host's reserve.
+        required: usize,
+    },
 }
 
 impl Error {

@@ -8,10 +8,9 @@ use membrane_types::{
 use wasmtime::{ExternType, FuncType, ValType};
 
 use crate::engine::Engine;
-use crate::error::{AbiViolation, Error, ErrorKind, LimitKind, Result};
+use crate::error::{AbiViolation, Error, Result};
 use crate::host_fn::HostFunctions;
 use crate::instance::InstancePre;
-use crate::store::{MAX_MEMORIES, MAX_TABLES};
 
 /// A compiled membrane module whose ABI has been checked. Cheap to clone, `Send + Sync`.
 ///
@@ -129,23 +128,6 @@ impl Module {
                     name: ALLOC_EXPORT.into(),
                 }));
             }
-        }
-        // The store's resource limiter refuses more at instantiation, where the failure
-        // would not say why; refuse such a module when it is loaded instead.
-        let resources = module.resources_required();
-        if resources.num_memories > MAX_MEMORIES {
-            return Err(ErrorKind::Limit(LimitKind::Memories {
-                count: resources.num_memories,
-                limit: MAX_MEMORIES,
-            })
-            .into());
-        }
-        if resources.num_tables > MAX_TABLES {
-            return Err(ErrorKind::Limit(LimitKind::Tables {
-                count: resources.num_tables,
-                limit: MAX_TABLES,
-            })
-            .into());
         }
         let mut functions = Vec::new();
         for export in module.exports() {
