@@ -1,12 +1,11 @@
 //! The engine: one per process, shared by threads; owns the epoch ticker and the cache.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::Arc;
 
 use crate::Error;
 use crate::cache::{CacheStats, ModuleCache};
+use crate::clock::{Clock, Ticker};
 use crate::config::EngineConfig;
 use crate::error::{ErrorKind, LimitKind, Result};
 use crate::module::Module;
@@ -14,9 +13,11 @@ use crate::module::Module;
 /// A wasmtime engine configured from an [`EngineConfig`], with its compiled-module
 /// cache and its epoch ticker (the clock of per-call timeouts).
 ///
-/// Cheap to clone (an `Arc`), `Send + Sync`: create one per process and share it. The
-/// ticker thread stops when the last clone (and every module and instance made from
-/// it) is dropped.
+/// Cheap to clone (an `Arc`), `Send + Sync`: create one per process and share it. With a
+/// timeout, the engine runs a ticker thread that advances the epoch every `epoch_tick`
+/// while calls are active and sleeps while none is; it stops when the last clone (and
+/// every module and instance made from it) is dropped. Without a timeout there is no
+/// ticker thread.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<EngineInner>,
@@ -26,41 +27,8 @@ struct EngineInner {
     wasmtime: wasmtime::Engine,
     config: EngineConfig,
     cache: ModuleCache,
-    _ticker: Ticker,
-}
-
-/// Advances the engine's epoch every `epoch_tick` until dropped.
-struct Ticker {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start(engine: wasmtime::Engine, tick: Duration) -> Result<Ticker> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("membrane-epoch".into())
-            .spawn(move || {
-                // Disconnection (the sender dropped) is the stop signal.
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                    engine.increment_epoch();
-                }
-            })
-            .map_err(|e| Error::host(format_args!("cannot start the epoch ticker thread: {e}")))?;
-        Ok(Ticker {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    /// The clock of timeouts, with its ticker thread; only when `timeout` is set.
+    ticker: Option<Ticker>,
 }
 
 impl Engine {
@@ -71,15 +39,24 @@ impl Engine {
                 reason: format!("{e:#}"),
             })?;
         let cache = ModuleCache::new(&wasmtime, &config)?;
-        let ticker = Ticker::start(wasmtime.clone(), config.epoch_tick)?;
+        let ticker = match config.timeout {
+            Some(_) => Some(Ticker::start(wasmtime.clone(), config.epoch_tick)?),
+            None => None,
+        };
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 wasmtime,
                 config,
                 cache,
-                _ticker: ticker,
+                ticker,
             }),
         })
+    }
+
+    /// The clock of timeouts (`None` without a timeout).
+    #[inline]
+    pub(crate) fn clock(&self) -> Option<&Arc<Clock>> {
+        self.inner.ticker.as_ref().map(Ticker::clock)
     }
 
     /// The settings this engine was made with.
@@ -94,7 +71,8 @@ impl Engine {
         &self.inner.wasmtime
     }
 
-    /// Loads a module from its wasm bytes: checks the size limit, takes the compiled
+    /// Loads a module from its wasm bytes: checks the size limit and the memories and
+    /// tables its instances would need against the memory and table limits, takes the compiled
     /// module from the cache (memory, then disk when `cache_dir` is set) or compiles it
     /// into the cache, and checks its ABI.
     ///
@@ -103,6 +81,7 @@ impl Engine {
     /// compiled.
     pub fn load(&self, wasm: &[u8]) -> Result<Module> {
         self.check_size(wasm.len())?;
+        crate::resources::check(wasm, &self.inner.config)?;
         let compiled = self
             .inner
             .cache
@@ -128,6 +107,7 @@ impl Engine {
     /// `None`.
     pub fn precompile(&self, wasm: &[u8]) -> Result<Option<PathBuf>> {
         self.check_size(wasm.len())?;
+        crate::resources::check(wasm, &self.inner.config)?;
         let cache = &self.inner.cache;
         let key = cache.key(wasm);
         let compiled = cache.get(&self.inner.wasmtime, key, wasm)?;
@@ -169,5 +149,25 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a timeout there is no ticker thread at all; with one, the ticker does
+    /// not tick while the engine is idle.
+    #[test]
+    fn no_ticker_without_timeout_and_no_tick_while_idle() {
+        let engine = Engine::new(EngineConfig {
+            timeout: None,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        assert!(engine.clock().is_none());
+        let engine = Engine::new(EngineConfig::default()).unwrap();
+        std::thread::sleep(crate::clock::IDLE * 5);
+        assert_eq!(engine.clock().map(|c| c.ticks()), Some(0));
     }
 }

@@ -231,26 +231,16 @@ impl<T: Send + 'static> HostFunctions<T> {
                           len: u32,
                           buf: ResponseBuffer|
               -> Result<u64> {
-            let decoded: std::result::Result<I, HostError> = {
-                let memory = memory(caller)?;
-                let data = memory.data(&*caller);
-                check_response_buffer(data, buf)?;
-                let request = guest_region(data, ptr, len, "host function request")?;
-                let envelope = Codec::new(caller.data().codec)
-                    .decode(request)
-                    .map_err(|e| Error::bad_envelope("host function request", e))?;
-                let value = match envelope.uncompressed_payload() {
-                    Some(payload) => membrane_codec::from_payload(payload),
-                    None => envelope.value(&mut Vec::new()),
-                };
-                value.map_err(|e| {
+            let decoded = read_request(caller, ptr, len, buf, |payload| {
+                membrane_codec::from_payload::<I>(payload).map_err(|e| {
                     HostError::new(
                         ErrorCode::INVALID_INPUT,
                         format!("request does not deserialize: {e}"),
                     )
                 })
-            };
+            })?;
             let result = decoded.and_then(|input| f(&mut HostContext { caller, name }, input));
+            no_fault(caller)?;
             match result {
                 Ok(output) => write_value(caller, &output, buf),
                 Err(e) => write_error(caller, &e, buf),
@@ -378,6 +368,51 @@ pub(crate) fn provided<T: Send + 'static>(
     }
 }
 
+/// Reads a host function's request, the same way for every kind of host function
+/// (`docs/abi.md` §4): checks the response buffer and the request region, charges the
+/// fuel of the work ([`charge_fuel`]), verifies the envelope and decompresses its
+/// payload, and hands the payload to `read`. A bad region or envelope (a wrong
+/// checksum, a corrupt compressed block) is an ABI violation that stops the guest;
+/// what `read` makes of the payload is the host function's business.
+#[inline]
+fn read_request<T: 'static, R>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    ptr: u32,
+    len: u32,
+    buf: ResponseBuffer,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    caller.data_mut().limits.forget_denials();
+    let memory = memory(caller)?;
+    {
+        let data = memory.data(&*caller);
+        check_response_buffer(data, buf)?;
+        guest_region(data, ptr, len, "host function request")?;
+    }
+    charge_fuel(caller, len)?;
+    let codec = Codec::new(caller.data().codec);
+    let envelope = codec
+        .decode(guest_region(
+            memory.data(&*caller),
+            ptr,
+            len,
+            "host function request",
+        )?)
+        .map_err(|e| Error::bad_envelope("host function request", e))?;
+    if let Some(payload) = envelope.uncompressed_payload() {
+        return Ok(read(payload));
+    }
+    let decompressed = u32::try_from(envelope.payload_len()).unwrap_or(u32::MAX);
+    let mut scratch = Vec::new();
+    let payload = envelope
+        .payload(&mut scratch)
+        .map_err(|e| Error::bad_envelope("host function request", e))?;
+    let value = read(payload);
+    drop(scratch);
+    charge_fuel(caller, decompressed)?;
+    Ok(value)
+}
+
 fn call_raw_host_fn<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
     name: &str,
@@ -386,21 +421,10 @@ fn call_raw_host_fn<T: 'static>(
     len: u32,
     buf: ResponseBuffer,
 ) -> Result<u64> {
-    let request = {
-        let memory = memory(caller)?;
-        let data = memory.data(&*caller);
-        check_response_buffer(data, buf)?;
-        let bytes = guest_region(data, ptr, len, "host function request")?;
-        let envelope = Codec::new(caller.data().codec)
-            .decode(bytes)
-            .map_err(|e| Error::bad_envelope("host function request", e))?;
-        let mut scratch = Vec::new();
-        envelope
-            .payload(&mut scratch)
-            .map(<[u8]>::to_vec)
-            .map_err(|e| Error::bad_envelope("host function request", e))?
-    };
-    match f(&mut HostContext { caller, name }, &request) {
+    let request = read_request(caller, ptr, len, buf, <[u8]>::to_vec)?;
+    let result = f(&mut HostContext { caller, name }, &request);
+    no_fault(caller)?;
+    match result {
         Ok(output) => write_envelope(caller, buf, output.len(), |body| {
             body.copy_from_slice(&output);
             Ok(())
@@ -427,6 +451,17 @@ fn import_during_start(module: &str, name: &str) -> Error {
     Error::abi(AbiViolation::ImportDuringStart {
         import: format!("{module}::{name}"),
     })
+}
+
+/// Fails with the fault a nested call recorded while the host function ran (it trapped,
+/// and the host function went on): no more of the guest's code may run, not even its
+/// allocation entry for the response.
+#[inline]
+fn no_fault<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<()> {
+    match caller.data_mut().fault.take() {
+        None => Ok(()),
+        Some(fault) => Err(fault),
+    }
 }
 
 /// Turns a host-detected guest fault into a trap, recording the real error.
@@ -663,27 +698,84 @@ fn alloc_in_guest<T: 'static>(
     }
 }
 
-/// `membrane.crc32(state, ptr, len) -> crc`: native-speed CRC-32 over guest memory.
+/// Bytes of guest memory the host may process for one unit of fuel, in intrinsics and
+/// in host-function requests (`docs/security.md`): about the time the guest's own code
+/// spends on one instruction.
+pub(crate) const BYTES_PER_FUEL: u64 = 16;
+
+/// Bytes the `crc32` intrinsic checksums between two checks of the deadline and the
+/// cancel flag (about 0.1 ms of work).
+const CRC32_CHUNK: usize = 1 << 20;
+
+/// Charges the fuel of host work over `len` bytes of guest input ([`BYTES_PER_FUEL`]);
+/// fails with `OutOfFuel` (leaving none) when the call has not that much left.
+#[inline]
+pub(crate) fn charge_fuel<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    len: u32,
+) -> Result<()> {
+    let cost = u64::from(len) / BYTES_PER_FUEL;
+    if cost == 0 || caller.data().fuel_limit.is_none() {
+        return Ok(());
+    }
+    charge_fuel_slow(caller, cost)
+}
+
+#[inline(never)]
+fn charge_fuel_slow<T: 'static>(caller: &mut Caller<'_, StoreData<T>>, cost: u64) -> Result<()> {
+    let fuel = caller
+        .get_fuel()
+        .map_err(|e| Error::host(format_args!("cannot read fuel: {e:#}")))?;
+    let left = fuel.checked_sub(cost);
+    caller
+        .set_fuel(left.unwrap_or(0))
+        .map_err(|e| Error::host(format_args!("cannot set fuel: {e:#}")))?;
+    match left {
+        Some(_) => Ok(()),
+        None => Err(ErrorKind::Trap(crate::error::TrapKind::OutOfFuel).into()),
+    }
+}
+
+/// `membrane.crc32(state, ptr, len) -> crc`: native-speed CRC-32 over guest memory,
+/// charged [`BYTES_PER_FUEL`] and stopped by the deadline or a cancel between chunks.
 fn intrinsic_crc32<T: 'static>(
     mut caller: Caller<'_, StoreData<T>>,
     state: u32,
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<u32> {
-    let result = match &caller.data().handles {
-        Some(h) => {
-            let memory = h.memory;
-            guest_region(memory.data(&caller), ptr, len, "crc32 region").map(|bytes| {
-                use membrane_codec::Checksum;
-                Crc32Fast.update(state, bytes)
-            })
-        }
-        None => Err(import_during_start(INTRINSICS_MODULE, CRC32_IMPORT)),
-    };
+    let result = crc32_of_guest_region(&mut caller, state, ptr, len);
     result.map_err(|e| {
         caller.data_mut().set_fault(e);
         wasmtime::Error::msg("membrane: the host stopped the guest (see the recorded fault)")
     })
+}
+
+fn crc32_of_guest_region<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    mut state: u32,
+    ptr: u32,
+    len: u32,
+) -> Result<u32> {
+    use membrane_codec::Checksum;
+    caller.data_mut().limits.forget_denials();
+    let Some(memory) = caller.data().handles.as_ref().map(|h| h.memory) else {
+        return Err(import_during_start(INTRINSICS_MODULE, CRC32_IMPORT));
+    };
+    // Checked whole before any work or charge.
+    guest_region(memory.data(&*caller), ptr, len, "crc32 region")?;
+    charge_fuel(caller, len)?;
+    let (mut at, end) = (ptr as usize, ptr as usize + len as usize);
+    while at < end {
+        let next = end.min(at + CRC32_CHUNK);
+        state = Crc32Fast.update(state, &memory.data(&*caller)[at..next]);
+        at = next;
+        if at < end && caller.data_mut().timer.expired() {
+            let kind = caller.data_mut().timer.fired.take();
+            return Err(ErrorKind::Trap(kind.unwrap_or(crate::error::TrapKind::Timeout)).into());
+        }
+    }
+    Ok(state)
 }
 
 /// `membrane.panic(ptr, len)`: keeps the guest's panic message for the trap that follows.

@@ -4,6 +4,7 @@ use membrane_codec::{Codec, Flags, max_encoded_len};
 use membrane_types::{ALLOC_EXPORT, MEMORY_EXPORT, unpack_ptr_len};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 use wasmtime::{AsContextMut, Linker, Store, StoreContextMut, TypedFunc, UpdateDeadline};
@@ -72,16 +73,43 @@ impl<T: Send + 'static> InstancePre<T> {
     }
 
     /// A new instance with its own memory and host state `state`. The module's start
-    /// function, if any, runs under the call limits (fuel, timeout, memory).
+    /// function, if any, runs under the call limits (fuel, timeout, memory); to be able
+    /// to cancel it from another thread, use [`InstancePre::instantiate_with_cancel`].
     pub fn instantiate(&self, state: T) -> Result<Instance<T>> {
+        self.instantiate_inner(state, Arc::new(AtomicBool::new(false)))
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`InstancePre::instantiate`] with a cancel handle made beforehand
+    /// ([`CancelHandle::new`]): cancelling it stops the start function (the
+    /// instantiation fails with `TrapKind::Cancelled`), and once the instance exists,
+    /// its calls, as the handle [`Instance::cancel_handle`] returns.
+    pub fn instantiate_with_cancel(&self, state: T, cancel: &CancelHandle) -> Result<Instance<T>> {
+        if !wasmtime::Engine::same(&cancel.engine, self.module.engine().wasmtime()) {
+            return Err(ErrorKind::Config {
+                reason: "the cancel handle was made for another engine".into(),
+            }
+            .into());
+        }
+        self.instantiate_inner(state, cancel.flag.clone())
+            .map_err(|(e, _)| e)
+    }
+
+    /// Makes an instance with `state`, watching `cancel`; on failure, hands the state
+    /// back with the error.
+    fn instantiate_inner(
+        &self,
+        state: T,
+        cancel: Arc<AtomicBool>,
+    ) -> std::result::Result<Instance<T>, (Error, T)> {
         let engine = self.module.engine();
         let config = engine.config();
+        if let Err(e) = crate::native_stack::check(config.max_wasm_stack) {
+            return Err((e, state));
+        }
         let timeout_ticks = match config.timeout {
-            // One tick more than the timeout: the first tick comes anywhere within one
-            // tick of the call's start, so the guest always gets at least `timeout`.
-            Some(t) => (t.as_nanos() / config.epoch_tick.as_nanos())
-                .saturating_add(1)
-                .min(u64::MAX as u128) as u64,
+            Some(t) => u64::try_from(t.as_nanos().div_ceil(config.epoch_tick.as_nanos()))
+                .unwrap_or(u64::MAX),
             None => u64::MAX,
         };
         let limits = Limits {
@@ -93,7 +121,7 @@ impl<T: Send + 'static> InstancePre<T> {
         let mut data = StoreData::new(
             state,
             limits,
-            Timer::new(timeout_ticks),
+            Timer::new(engine.clock().cloned(), timeout_ticks, cancel),
             config.max_call_depth,
             config.codec,
         );
@@ -101,26 +129,47 @@ impl<T: Send + 'static> InstancePre<T> {
         let mut store = Store::new(engine.wasmtime(), data);
         store.limiter(|data| &mut data.limits);
         store.epoch_deadline_callback(|mut ctx| {
-            Ok(if ctx.data_mut().timer.tick() {
+            Ok(if ctx.data_mut().timer.expired() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Continue(1)
             })
         });
-        begin_top_level_call(&mut store)?;
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(store.data_mut(), e))?;
+        if let Err(e) = begin_top_level_call(&mut store) {
+            return Err((e, store.into_data().state));
+        }
+        let instance = match self.pre.instantiate(&mut store) {
+            Ok(instance) => instance,
+            Err(e) => {
+                let e = classify(store.data_mut(), e);
+                return Err((e, store.into_data().state));
+            }
+        };
+        match self.handles(&mut store, instance) {
+            Ok(handles) => Ok(Instance {
+                store,
+                handles,
+                poisoned: None,
+            }),
+            Err(e) => Err((e, store.into_data().state)),
+        }
+    }
+
+    /// Resolves the exports a call needs and records them in the store.
+    fn handles(
+        &self,
+        store: &mut Store<StoreData<T>>,
+        instance: wasmtime::Instance,
+    ) -> Result<Arc<Handles>> {
         let memory = instance
-            .get_memory(&mut store, MEMORY_EXPORT)
+            .get_memory(&mut *store, MEMORY_EXPORT)
             .ok_or_else(|| {
                 Error::abi(AbiViolation::MissingExport {
                     name: MEMORY_EXPORT.into(),
                 })
             })?;
         let alloc = instance
-            .get_typed_func::<(u32, u32), u32>(&mut store, ALLOC_EXPORT)
+            .get_typed_func::<(u32, u32), u32>(&mut *store, ALLOC_EXPORT)
             .map_err(|e| {
                 Error::abi(AbiViolation::WrongExportType {
                     name: ALLOC_EXPORT.into(),
@@ -139,11 +188,7 @@ impl<T: Send + 'static> InstancePre<T> {
             module: self.module.clone(),
         });
         store.data_mut().handles = Some(handles.clone());
-        Ok(Instance {
-            store,
-            handles,
-            poisoned: None,
-        })
+        Ok(handles)
     }
 
     /// Calls `name` in a fresh instance made for this call only, then drops it: no
@@ -210,6 +255,7 @@ impl<T: Send + 'static> Instance<T> {
             }
             .into());
         }
+        crate::native_stack::check(self.handles.module.engine().config().max_wasm_stack)?;
         begin_top_level_call(&mut self.store)?;
         let result = call_top_level(&mut self.store, &self.handles, name, input, read);
         if let Err(e) = &result
@@ -246,6 +292,7 @@ impl<T: Send + 'static> Instance<T> {
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle {
             flag: self.store.data().timer.cancel.clone(),
+            engine: self.store.engine().clone(),
         }
     }
 
@@ -269,15 +316,30 @@ impl<T: Send + 'static> Instance<T> {
         &self.handles.module
     }
 
-    /// Replaces this instance with a fresh instance of the same module, keeping the host
-    /// state (guest state is lost). Clears poisoning.
+    /// Replaces this instance with a fresh instance of `pre`, keeping the host state
+    /// (guest state is lost) and the cancel handle: a [`CancelHandle`] taken before the
+    /// reset cancels the new instance's calls. Clears poisoning.
+    ///
+    /// The old instance is dropped only once the new one exists: if instantiation fails
+    /// (its start function traps, or the pooling allocator has no free slot), the
+    /// instance, its host state and its poisoning stay as they were. On a full pool,
+    /// drop the instance and instantiate anew instead.
     pub fn reset(&mut self, pre: &InstancePre<T>) -> Result<()>
     where
         T: Default,
     {
         let state = std::mem::take(&mut self.store.data_mut().state);
-        *self = pre.instantiate(state)?;
-        Ok(())
+        let cancel = self.store.data().timer.cancel.clone();
+        match pre.instantiate_inner(state, cancel) {
+            Ok(fresh) => {
+                *self = fresh;
+                Ok(())
+            }
+            Err((e, state)) => {
+                self.store.data_mut().state = state;
+                Err(e)
+            }
+        }
     }
 
     /// Consumes the instance, returning its host state.
@@ -324,8 +386,10 @@ fn call_top_level<T: 'static, R>(
 /// One call of a guest function, top-level or nested: input envelope in, output out.
 ///
 /// A nested call (made by a host function) that fails with an error that poisons
-/// records a copy of it as the store's fault: the host function may swallow the error
-/// and let the guest go on, but the outer call fails with it all the same. The depth
+/// records a copy of it as the store's fault: the host function may swallow the error,
+/// but no more of the instance's code runs (a further nested call is refused with the
+/// same error, and the guest is stopped as soon as the host function returns) and the
+/// outer call fails with it. The depth
 /// limit is the exception (`docs/abi.md` §6): it refuses the nested call before any
 /// guest code runs, so the instance is intact and the host function may hand the
 /// refusal to the guest as an error envelope.
@@ -357,6 +421,10 @@ fn call_at_depth<T: 'static, R>(
     read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
 ) -> Result<R> {
     let data = store.data_mut();
+    if let Some(fault) = &data.fault {
+        // An earlier nested call of the same outer call trapped: no more guest code runs.
+        return Err(fault.copy_of_fault());
+    }
     if data.depth >= data.max_depth {
         return Err(ErrorKind::Limit(LimitKind::CallDepth {
             limit: data.max_depth,
@@ -573,13 +641,22 @@ pub(crate) fn classify<T>(data: &mut StoreData<T>, e: wasmtime::Error) -> Error 
     if let Some(kind) = kind {
         return ErrorKind::Trap(kind).into();
     }
-    if data.limits.memory_denied {
+    // A refused `memory.grow` or `table.grow` returns -1 to the guest, which may handle
+    // it and go on: the limit ended the call only if the guest then aborted the way a
+    // Rust guest does when an allocation fails (`unreachable`, or a panic with Rust's
+    // allocation-failure message). Any other ending is reported as what it is.
+    let aborted = matches!(trap, Some(wasmtime::Trap::UnreachableCodeReached));
+    let out_of_memory = match &data.panic {
+        Some(message) => is_allocation_failure(message),
+        None => aborted,
+    };
+    if data.limits.memory_denied && out_of_memory {
         return ErrorKind::Limit(LimitKind::Memory {
             limit: data.limits.max_memory,
         })
         .into();
     }
-    if data.limits.table_denied {
+    if data.limits.table_denied && aborted && data.panic.is_none() {
         return ErrorKind::Limit(LimitKind::Table {
             limit: data.limits.max_table_elements,
         })
@@ -605,6 +682,14 @@ pub(crate) fn classify<T>(data: &mut StoreData<T>, e: wasmtime::Error) -> Error 
         None => return Error::host(format_args!("{e:#}")),
     };
     ErrorKind::Trap(kind).into()
+}
+
+/// Whether a panic message is the one Rust's allocation error handler panics with
+/// (`memory allocation of N bytes failed`).
+fn is_allocation_failure(message: &str) -> bool {
+    message
+        .strip_prefix("memory allocation of ")
+        .is_some_and(|rest| rest.ends_with(" bytes failed"))
 }
 
 impl<T: 'static> std::fmt::Debug for InstancePre<T> {

@@ -40,12 +40,15 @@
 //! | *(none yet)* |    | wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
 
 mod cache;
+mod clock;
 mod config;
 mod engine;
 mod error;
 mod host_fn;
 mod instance;
 mod module;
+mod native_stack;
+mod resources;
 mod store;
 
 pub use cache::CacheStats;

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::{Memory, TypedFunc};
 
+use crate::clock::Clock;
 use crate::error::{Error, TrapKind};
+use crate::resources::{MAX_MEMORIES, MAX_TABLES};
 
 /// The data of a membrane store.
 pub(crate) struct StoreData<T> {
@@ -71,8 +73,7 @@ impl<T> StoreData<T> {
     pub(crate) fn begin_call(&mut self) {
         self.panic = None;
         self.fault = None;
-        self.limits.memory_denied = false;
-        self.limits.table_denied = false;
+        self.limits.forget_denials();
         self.timer.begin();
     }
 
@@ -85,19 +86,25 @@ impl<T> StoreData<T> {
     }
 }
 
-/// Linear memories an instance may have: the one the ABI exports.
-pub(crate) const MAX_MEMORIES: u32 = 1;
-
-/// Tables an instance may have: Rust guests have one; a few more are harmless and
-/// bounded.
-pub(crate) const MAX_TABLES: u32 = 4;
-
 /// Memory and table limits, with a record of denials for error reporting.
+///
+/// A denial is remembered until the guest shows it went on after it: a later growth
+/// that succeeds, or a call of an import (a host function or an intrinsic). A trap
+/// that follows a remembered denial is the guest aborting on the failed allocation.
 pub(crate) struct Limits {
     pub(crate) max_memory: usize,
     pub(crate) max_table_elements: usize,
     pub(crate) memory_denied: bool,
     pub(crate) table_denied: bool,
+}
+
+impl Limits {
+    /// Forgets earlier denials: the guest went on after them.
+    #[inline]
+    pub(crate) fn forget_denials(&mut self) {
+        self.memory_denied = false;
+        self.table_denied = false;
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limits {
@@ -108,7 +115,7 @@ impl wasmtime::ResourceLimiter for Limits {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max_memory;
-        self.memory_denied |= !ok;
+        self.memory_denied = !ok;
         Ok(ok)
     }
 
@@ -119,7 +126,7 @@ impl wasmtime::ResourceLimiter for Limits {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max_table_elements;
-        self.table_denied |= !ok;
+        self.table_denied = !ok;
         Ok(ok)
     }
 
@@ -136,42 +143,59 @@ impl wasmtime::ResourceLimiter for Limits {
     }
 }
 
-/// The per-instance clock: counts engine epoch ticks against the timeout, and watches
-/// the cancel flag. Checked by the store's epoch callback once per tick.
+/// The per-instance timer: the call's deadline on the engine's clock, and the cancel
+/// flag. Checked by the store's epoch callback once per epoch tick while the guest
+/// runs, and by intrinsics between chunks of long work.
 pub(crate) struct Timer {
-    /// Ticks a call may run; `u64::MAX` for no timeout.
-    pub(crate) timeout_ticks: u64,
-    pub(crate) ticks_left: u64,
+    /// The engine's clock, when the engine has a timeout.
+    clock: Option<Arc<Clock>>,
+    /// Ticks a call may run (with `clock`).
+    timeout_ticks: u64,
+    /// The tick at which the current call times out.
+    deadline: u64,
     pub(crate) cancel: Arc<AtomicBool>,
     /// What interrupted the current call, if anything.
     pub(crate) fired: Option<TrapKind>,
 }
 
 impl Timer {
-    pub(crate) fn new(timeout_ticks: u64) -> Timer {
+    /// A timer of `timeout_ticks` on `clock` (`None`: no timeout), watching `cancel`.
+    pub(crate) fn new(
+        clock: Option<Arc<Clock>>,
+        timeout_ticks: u64,
+        cancel: Arc<AtomicBool>,
+    ) -> Timer {
         Timer {
+            clock,
             timeout_ticks,
-            ticks_left: timeout_ticks,
-            cancel: Arc::new(AtomicBool::new(false)),
+            deadline: u64::MAX,
+            cancel,
             fired: None,
         }
     }
 
+    /// Starts the clock of a top-level call (or an instantiation). A cancel issued
+    /// before this point is forgotten: a cancel stops the call running when it is
+    /// issued, never a later one.
     #[inline]
     fn begin(&mut self) {
-        self.ticks_left = self.timeout_ticks;
         self.fired = None;
         self.cancel.store(false, Ordering::Relaxed);
+        if let Some(clock) = &self.clock {
+            self.deadline = clock.deadline(self.timeout_ticks);
+        }
     }
 
-    /// One epoch tick passed while the guest ran: whether to interrupt it.
-    pub(crate) fn tick(&mut self) -> bool {
+    /// Whether the running call must stop now (cancelled, or past its deadline); records
+    /// why in `fired`.
+    pub(crate) fn expired(&mut self) -> bool {
         if self.cancel.load(Ordering::Relaxed) {
             self.fired = Some(TrapKind::Cancelled);
             return true;
         }
-        self.ticks_left = self.ticks_left.saturating_sub(1);
-        if self.ticks_left == 0 {
+        if let Some(clock) = &self.clock
+            && clock.touch() >= self.deadline
+        {
             self.fired = Some(TrapKind::Timeout);
             return true;
         }
@@ -181,18 +205,39 @@ impl Timer {
 
 /// Stops the running call of one instance from any thread.
 ///
-/// Obtained from `Instance::cancel_handle`. `cancel` interrupts the call running in
-/// that instance within one epoch tick; the call fails with `TrapKind::Cancelled` and
-/// the instance is poisoned. Other instances are not affected. A cancel while no call
-/// runs is forgotten when the next call starts.
+/// Obtained from [`Instance::cancel_handle`](crate::Instance::cancel_handle), or made
+/// with [`CancelHandle::new`] before an instance exists to stop its start function
+/// ([`InstancePre::instantiate_with_cancel`](crate::InstancePre::instantiate_with_cancel)).
+/// A handle stays bound to its instance across [`Instance::reset`](crate::Instance::reset).
+///
+/// `cancel` interrupts the call (or instantiation) running in that instance at the
+/// guest's next epoch check, which compiled code makes at every loop back-edge and
+/// function entry, and intrinsics between chunks of work; the call fails with
+/// `TrapKind::Cancelled` and the instance is poisoned. Other instances are not
+/// affected. A cancel stops only what runs when it is issued: while no call runs it
+/// does nothing, and the next call starts normally (a supervisor that wants an
+/// instance to run no more calls drops it, or stops handing it work).
 #[derive(Clone, Debug)]
 pub struct CancelHandle {
     pub(crate) flag: Arc<AtomicBool>,
+    pub(crate) engine: wasmtime::Engine,
 }
 
 impl CancelHandle {
+    /// A handle not yet bound to an instance, for
+    /// [`InstancePre::instantiate_with_cancel`](crate::InstancePre::instantiate_with_cancel).
+    pub fn new(engine: &crate::Engine) -> CancelHandle {
+        CancelHandle {
+            flag: Arc::new(AtomicBool::new(false)),
+            engine: engine.wasmtime().clone(),
+        }
+    }
+
     /// Interrupts the instance's running call.
     pub fn cancel(&self) {
-        self.flag.store(true, Ordering::Relaxed);
+        self.flag.store(true, Ordering::SeqCst);
+        // Makes every running guest of the engine reach its epoch deadline, so this one
+        // sees the flag at its next check even when no ticker runs.
+        self.engine.increment_epoch();
     }
 }

@@ -276,3 +276,64 @@ fn responses_larger_than_the_guest_buffer_arrive_intact() {
     let seen: String = guest.call("try_failing", &long).unwrap();
     assert_eq!(seen, format!("code 2002: always_fails refuses {long:?}"));
 }
+
+/// Once a nested call has trapped, no more of the instance's code runs: a second
+/// nested call made by the same host function is refused with the first call's error,
+/// the guest does not resume after the host function returns, and the outer call
+/// fails with the trap.
+#[test]
+fn no_guest_code_runs_after_a_nested_call_traps() {
+    #[derive(Default)]
+    struct Seen {
+        marks: u32,
+        second: Option<String>,
+    }
+    let mut host = HostFunctions::<Seen>::new();
+    host.register_raw("twice", |ctx, _| {
+        let _ = ctx.call_raw("trap", &[]);
+        let second = ctx.call_raw("marks", &[]);
+        ctx.state_mut().second = Some(format!("{second:?}"));
+        Ok(Vec::new())
+    })
+    .register_raw("mark", |ctx, _| {
+        ctx.state_mut().marks += 1;
+        Ok(Vec::new())
+    });
+    let request = crate::hostile::envelope(0, b"");
+    let call = |name: &str| {
+        format!(
+            "(drop (call ${name} (i32.const 256) (i32.const {}) (i32.const 0) (i32.const 0)))",
+            request.len()
+        )
+    };
+    let wasm = crate::support::wat_module(
+        2,
+        r#"(import "membrane_host" "twice" (func $twice (param i32 i32 i32 i32) (result i64)))
+  (import "membrane_host" "mark" (func $mark (param i32 i32 i32 i32) (result i64)))"#,
+        &format!(
+            r#"{data}
+  (func (export "run") (param i32 i32) (result i64) {twice} {mark} (i64.const 0))
+  (func (export "trap") (param i32 i32) (result i64) (unreachable))
+  (func (export "marks") (param i32 i32) (result i64) {mark} (i64.const 0))"#,
+            data = crate::hostile::data(256, &request),
+            twice = call("twice"),
+            mark = call("mark"),
+        ),
+    );
+    let mut instance = crate::support::engine()
+        .load(&wasm)
+        .unwrap()
+        .prepare(&host)
+        .unwrap()
+        .instantiate(Seen::default())
+        .unwrap();
+    let err = instance.call_raw("run", &[]).unwrap_err();
+    assert!(
+        err.is_trap(&membrane_host::TrapKind::Unreachable),
+        "{err:?}"
+    );
+    assert_eq!(instance.state().marks, 0, "guest code ran after the trap");
+    let second = instance.state().second.as_deref().unwrap_or_default();
+    assert!(second.contains("Unreachable"), "{second}");
+    assert!(instance.is_poisoned());
+}

@@ -103,6 +103,7 @@ fn setup(profile: Profile) -> &'static Setup {
 /// The host functions every case may import from `membrane_host`.
 ///
 /// - `echo`: answers the request payload.
+/// - `typed_echo`: the same as a typed function (postcard bytes in, bytes out).
 /// - `call_back`: the request payload names a function of the calling instance; calls
 ///   it (re-entrantly) with that name as input and answers its output. Like a careless
 ///   host, it turns a failed nested call into an error envelope for the guest: the
@@ -110,6 +111,10 @@ fn setup(profile: Profile) -> &'static Setup {
 fn host_functions() -> HostFunctions<()> {
     let mut host = HostFunctions::new();
     host.register_raw("echo", |_ctx, input| Ok(input.to_vec()));
+    host.register(
+        "typed_echo",
+        |_ctx, input: Vec<u8>| -> Result<Vec<u8>, HostError> { Ok(input) },
+    );
     host.register_raw("call_back", |ctx, input| {
         let name = std::str::from_utf8(input).map_err(|_| HostError::from("name is not utf-8"))?;
         ctx.call_raw(name, input).map_err(HostError::from)
@@ -244,7 +249,7 @@ fn module(imports: &str, body: &str) -> Source {
 }
 
 /// A data segment writing `bytes` at `offset`.
-fn data(offset: u32, bytes: &[u8]) -> String {
+pub(crate) fn data(offset: u32, bytes: &[u8]) -> String {
     let escaped: String = bytes.iter().map(|b| format!("\\{b:02x}")).collect();
     format!(r#"(data (i32.const {offset}) "{escaped}")"#)
 }
@@ -265,7 +270,7 @@ fn ok_output() -> (String, i64) {
 }
 
 /// An envelope with any flag byte and `payload`, with a correct length and checksum.
-fn envelope(flags: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn envelope(flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0x41, 0x49, 1, flags];
     bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
@@ -823,6 +828,24 @@ fn cases() -> Vec<Case> {
             ),
         ),
         case(
+            "host_fn_request_lz4_garbage_raw",
+            calls_host("echo", &compressed(100, &[0xff; 16])),
+            RUN,
+            kind!(
+                "Abi(BadEnvelope(BadCompressedBlock))",
+                ErrorKind::Abi(AbiViolation::BadEnvelope { error: DecodeError::BadCompressedBlock, .. })
+            ),
+        ),
+        case(
+            "host_fn_request_lz4_garbage_typed",
+            calls_host("typed_echo", &compressed(100, &[0xff; 16])),
+            RUN,
+            kind!(
+                "Abi(BadEnvelope(BadCompressedBlock))",
+                ErrorKind::Abi(AbiViolation::BadEnvelope { error: DecodeError::BadCompressedBlock, .. })
+            ),
+        ),
+        case(
             "host_fn_response_alloc_returns_zero",
             module_with_alloc(IMPORT_ECHO, &alloc_nested("(return (i32.const 0))"), "")
                 .with_segment(&data(256, &request_echo))
@@ -862,6 +885,53 @@ fn cases() -> Vec<Case> {
             RUN,
             kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
         ),
+        // The intrinsic's work is charged to fuel and stopped by the deadline: a loop
+        // of checksums over the whole (grown) memory ends like any endless loop.
+        case(
+            "crc32_over_all_memory_forever_metered",
+            runs(
+                IMPORT_CRC32,
+                &format!(
+                    r#"(drop (memory.grow (i32.const {grow})))
+    (loop $l
+      (drop (call $crc32 (i32.const 0) (i32.const 0) (i32.shl (memory.size) (i32.const 16))))
+      (br $l))"#,
+                    grow = MAX_MEMORY / 65536 - 2
+                ),
+            ),
+            RUN,
+            kind!("Trap(OutOfFuel)", ErrorKind::Trap(TrapKind::OutOfFuel)),
+        ),
+        timed(case(
+            "crc32_over_all_memory_forever_timed",
+            runs(
+                IMPORT_CRC32,
+                &format!(
+                    r#"(drop (memory.grow (i32.const {grow})))
+    (loop $l
+      (drop (call $crc32 (i32.const 0) (i32.const 0) (i32.shl (memory.size) (i32.const 16))))
+      (br $l))"#,
+                    grow = MAX_MEMORY / 65536 - 2
+                ),
+            ),
+            RUN,
+            kind!("Trap(Timeout)", ErrorKind::Trap(TrapKind::Timeout)),
+        )),
+        timed(case(
+            "memory_fill_over_all_memory_forever_timed",
+            runs(
+                "",
+                &format!(
+                    r#"(drop (memory.grow (i32.const {grow})))
+    (loop $l
+      (memory.fill (i32.const 0) (i32.const 7) (i32.shl (memory.size) (i32.const 16)))
+      (br $l))"#,
+                    grow = MAX_MEMORY / 65536 - 2
+                ),
+            ),
+            RUN,
+            kind!("Trap(Timeout)", ErrorKind::Trap(TrapKind::Timeout)),
+        )),
         case(
             "panic_message_outside_memory",
             runs(
@@ -966,6 +1036,69 @@ fn cases() -> Vec<Case> {
             RUN,
             kind!("Limit(Table)", ErrorKind::Limit(LimitKind::Table { .. })),
         ),
+        // A refused growth the guest handles and goes on from does not name what ends
+        // the call later: that is reported as what it is.
+        case(
+            "memory_grow_refused_then_divides_by_zero",
+            runs(
+                "",
+                "(drop (memory.grow (i32.const 1000)))
+    (drop (i32.div_u (i32.const 1) (i32.sub (memory.size) (memory.size))))",
+            ),
+            RUN,
+            kind!(
+                "Trap(Arithmetic)",
+                ErrorKind::Trap(TrapKind::Arithmetic("integer division by zero"))
+            ),
+        ),
+        case(
+            "memory_grow_refused_then_panics",
+            runs(
+                IMPORT_PANIC,
+                "(drop (memory.grow (i32.const 1000)))
+    (call $panic (i32.const 256) (i32.const 4))
+    (unreachable)",
+            )
+            .with_segment(&data(256, b"oops")),
+            RUN,
+            kind!("Panic", ErrorKind::Panic { message } if message == "oops"),
+        ),
+        case(
+            "memory_grow_refused_then_crc32_then_unreachable",
+            runs(
+                IMPORT_CRC32,
+                "(drop (memory.grow (i32.const 1000)))
+    (drop (call $crc32 (i32.const 0) (i32.const 0) (i32.const 16)))
+    (unreachable)",
+            ),
+            RUN,
+            kind!("Trap(Unreachable)", ErrorKind::Trap(TrapKind::Unreachable)),
+        ),
+        case(
+            "memory_grow_refused_then_grows_then_unreachable",
+            runs(
+                "",
+                "(drop (memory.grow (i32.const 1000)))
+    (drop (memory.grow (i32.const 1)))
+    (unreachable)",
+            ),
+            RUN,
+            kind!("Trap(Unreachable)", ErrorKind::Trap(TrapKind::Unreachable)),
+        ),
+        case(
+            "table_grow_refused_then_divides_by_zero",
+            runs(
+                "",
+                "(drop (table.grow $t (ref.null func) (i32.const 100000)))
+    (drop (i32.div_u (i32.const 1) (i32.sub (memory.size) (memory.size))))",
+            )
+            .with_segment("(table $t 1 funcref)"),
+            RUN,
+            kind!(
+                "Trap(Arithmetic)",
+                ErrorKind::Trap(TrapKind::Arithmetic("integer division by zero"))
+            ),
+        ),
         case(
             "unbounded_recursion",
             runs("", "(drop (call $deep (i64.const 0)))").with_segment(
@@ -1049,13 +1182,13 @@ fn cases() -> Vec<Case> {
   {ALLOC_STUB}"#,
                 pages = MAX_MEMORY / 65536 + 1
             )),
-            Action::Instantiate,
+            Action::Load,
             kind!("Limit(Memory)", ErrorKind::Limit(LimitKind::Memory { .. })),
         ),
         case(
             "initial_table_over_limit",
             module("", &format!("(table {} funcref)", MAX_TABLE + 1)),
-            Action::Instantiate,
+            Action::Load,
             kind!("Limit(Table)", ErrorKind::Limit(LimitKind::Table { .. })),
         ),
         case(
@@ -1437,24 +1570,38 @@ fn there_are_at_least_30_distinct_cases() {
 fn docs_security_md_lists_every_case_with_its_kind() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md");
     let doc = std::fs::read_to_string(path).expect("docs/security.md");
-    // Rows of the case table: | `name` | behaviour | `Kind` |
+    // Rows of the case table: | `name` | behaviour | step | `Kind` |
     let section = doc
         .split("\n## ")
         .find(|s| s.starts_with("Hostile-module cases"))
         .expect("a `## Hostile-module cases` section");
-    let documented: Vec<(String, String)> = section
+    let documented: Vec<(String, String, String)> = section
         .lines()
         .filter(|line| line.starts_with("| `"))
         .filter_map(|line| {
             let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
             let name = cells.first()?.strip_prefix('`')?.strip_suffix('`')?;
             let kind = cells.last()?.strip_prefix('`')?.strip_suffix('`')?;
-            Some((name.to_string(), kind.to_string()))
+            let step = cells.get(cells.len().checked_sub(2)?)?;
+            Some((name.to_string(), step.to_string(), kind.to_string()))
         })
         .collect();
-    let tested: Vec<(String, String)> = cases()
+    let tested: Vec<(String, String, String)> = cases()
         .iter()
-        .map(|c| (c.name.to_string(), c.expect.label.to_string()))
+        .map(|c| {
+            let step = match c.action {
+                Action::Load => "load",
+                Action::Prepare => "prepare",
+                Action::Instantiate => "instantiate",
+                Action::Call(_) if c.poisons => "call",
+                Action::Call(_) => "call (not poisoned)",
+            };
+            (
+                c.name.to_string(),
+                step.to_string(),
+                c.expect.label.to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         documented, tested,

@@ -6,7 +6,7 @@ use membrane_host::{
     Engine, EngineConfig, ErrorKind, HostFunctions, Instance, LimitKind, TrapKind,
 };
 
-use crate::support::guest_bytes;
+use crate::support::{guest_bytes, wat_module};
 
 fn engine_with(config: EngineConfig) -> Engine {
     Engine::new(config).unwrap()
@@ -249,4 +249,307 @@ fn one_engine_many_threads() {
             });
         }
     });
+}
+
+/// Runs `name` of `wasm` on `engine` and returns the error and the elapsed time.
+fn timed_failure(engine: &Engine, wasm: &[u8], name: &str) -> (membrane_host::Error, Duration) {
+    let mut instance = engine
+        .load(wasm)
+        .unwrap()
+        .prepare(&HostFunctions::<()>::new())
+        .unwrap()
+        .instantiate(())
+        .unwrap();
+    let start = Instant::now();
+    let err = instance.call_raw(name, &[]).unwrap_err();
+    (err, start.elapsed())
+}
+
+/// A timeout bounds wall time, whatever the guest does between two epoch checks: here
+/// tens of milliseconds in one `memory.fill` or one `membrane.crc32` over 256 MiB.
+/// (Counting one tick per check stretched a 100 ms timeout to seconds.)
+#[test]
+fn timeout_bounds_wall_time_when_checks_are_far_apart() {
+    let timeout = Duration::from_millis(100);
+    let engine = engine_with(EngineConfig {
+        metering_limit: None,
+        timeout: Some(timeout),
+        max_memory: 256 << 20,
+        ..EngineConfig::default()
+    });
+    let grow_to_limit = "(drop (memory.grow (i32.sub (i32.const 4096) (memory.size))))";
+    let fill = wat_module(
+        2,
+        "",
+        &format!(
+            r#"(func (export "run") (param i32 i32) (result i64)
+    {grow_to_limit}
+    (loop $l (memory.fill (i32.const 0) (i32.const 7) (i32.const 0x0fff_ffff)) (br $l))
+    (i64.const 0))"#
+        ),
+    );
+    let crc = wat_module(
+        2,
+        r#"(import "membrane" "crc32" (func $crc32 (param i32 i32 i32) (result i32)))"#,
+        &format!(
+            r#"(func (export "run") (param i32 i32) (result i64)
+    {grow_to_limit}
+    (loop $l (drop (call $crc32 (i32.const 0) (i32.const 0) (i32.const 0x0fff_ffff))) (br $l))
+    (i64.const 0))"#
+        ),
+    );
+    for (what, wasm) in [("memory.fill", fill), ("crc32", crc)] {
+        let (err, elapsed) = timed_failure(&engine, &wasm, "run");
+        assert!(err.is_trap(&TrapKind::Timeout), "{what}: {err:?}");
+        let ratio = elapsed.as_secs_f64() / timeout.as_secs_f64();
+        eprintln!("{what}: a {timeout:?} timeout ended the call after {elapsed:?} ({ratio:.2}x)");
+        assert!(
+            ratio < 10.0,
+            "{what}: took {elapsed:?} for a timeout of {timeout:?}"
+        );
+    }
+}
+
+/// Work an intrinsic does for the guest is charged to fuel: with fuel and no timeout, a
+/// loop of checksums over 16 MiB ends `OutOfFuel` (it used to run until stopped).
+#[test]
+fn fuel_bounds_the_crc32_intrinsic() {
+    let engine = engine_with(EngineConfig {
+        metering_limit: Some(10_000_000),
+        timeout: None,
+        max_memory: 16 << 20,
+        ..EngineConfig::default()
+    });
+    let crc = wat_module(
+        256,
+        r#"(import "membrane" "crc32" (func $crc32 (param i32 i32 i32) (result i32)))"#,
+        r#"(func (export "run") (param i32 i32) (result i64)
+    (loop $l (drop (call $crc32 (i32.const 0) (i32.const 0) (i32.const 0x100_0000))) (br $l))
+    (i64.const 0))"#,
+    );
+    let mut instance = engine
+        .load(&crc)
+        .unwrap()
+        .prepare(&HostFunctions::<()>::new())
+        .unwrap()
+        .instantiate(())
+        .unwrap();
+    // A backstop so that a regression fails instead of hanging.
+    let cancel = instance.cancel_handle();
+    let err = std::thread::scope(|s| {
+        let call = s.spawn(move || instance.call_raw("run", &[]).unwrap_err());
+        let until = Instant::now() + Duration::from_secs(60);
+        while !call.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cancel.cancel();
+        call.join().unwrap()
+    });
+    assert!(err.is_trap(&TrapKind::OutOfFuel), "{err:?}");
+}
+
+/// A cancel handle taken before `reset` cancels the calls of the reset instance.
+#[test]
+fn a_cancel_handle_survives_reset() {
+    // No fuel: only the handle (or the 30 s timeout, a failure here) stops `spin`.
+    let engine = engine_with(EngineConfig {
+        metering_limit: None,
+        timeout: Some(Duration::from_secs(30)),
+        ..EngineConfig::default()
+    });
+    let pre = engine
+        .load(&guest_bytes("spin"))
+        .unwrap()
+        .prepare(&HostFunctions::new())
+        .unwrap();
+    let mut guest = pre.instantiate(()).unwrap();
+    let cancel = guest.cancel_handle();
+    guest.reset(&pre).unwrap();
+    let err = std::thread::scope(|s| {
+        let call = s.spawn(move || guest.call::<_, u64>("spin", &()).unwrap_err());
+        while !call.is_finished() {
+            cancel.cancel();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        call.join().unwrap()
+    });
+    assert!(err.is_trap(&TrapKind::Cancelled), "{err:?}");
+}
+
+/// A start function that loops forever, with neither fuel nor timeout, is stopped by a
+/// cancel handle made before instantiation.
+#[test]
+fn an_instantiation_can_be_cancelled() {
+    let engine = engine_with(EngineConfig {
+        metering_limit: None,
+        timeout: None,
+        ..EngineConfig::default()
+    });
+    let wasm = wat_module(
+        2,
+        "",
+        r#"(func $start (loop $l (br $l)))
+  (start $start)"#,
+    );
+    let pre = engine
+        .load(&wasm)
+        .unwrap()
+        .prepare(&HostFunctions::<()>::new())
+        .unwrap();
+    let cancel = membrane_host::CancelHandle::new(&engine);
+    let err = std::thread::scope(|s| {
+        let instantiating = s.spawn(|| pre.instantiate_with_cancel((), &cancel).unwrap_err());
+        while !instantiating.is_finished() {
+            cancel.cancel();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        instantiating.join().unwrap()
+    });
+    assert!(err.is_trap(&TrapKind::Cancelled), "{err:?}");
+    // A handle of another engine is refused.
+    let other = membrane_host::CancelHandle::new(&engine_with(EngineConfig::default()));
+    let err = pre.instantiate_with_cancel((), &other).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Config { .. }), "{err:?}");
+}
+
+/// A cancel stops the call running when it is issued; issued while no call runs, it is
+/// forgotten and the next call runs normally.
+#[test]
+fn a_cancel_stops_what_runs_now_and_nothing_later() {
+    let engine = engine_with(EngineConfig {
+        metering_limit: None,
+        timeout: None,
+        ..EngineConfig::default()
+    });
+    let mut guest = instance_on(&engine, "spin");
+    let cancel = guest.cancel_handle();
+    // Before: forgotten.
+    cancel.cancel();
+    assert_eq!(guest.call::<_, u64>("count", &1000u64).unwrap(), 1000);
+    // During: stops it.
+    let (err, mut guest) = std::thread::scope(|s| {
+        let call = s.spawn(move || (guest.call::<_, u64>("spin", &()).unwrap_err(), guest));
+        while !call.is_finished() {
+            cancel.cancel();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        call.join().unwrap()
+    });
+    assert!(err.is_trap(&TrapKind::Cancelled), "{err:?}");
+    check_poisoning(&mut guest, "count");
+}
+
+/// Guest recursion on a thread whose stack is smaller than `max_wasm_stack` used to
+/// abort the process; the call is refused up front instead, and the instance is not
+/// poisoned. On a thread with room, the same recursion is a clean stack overflow.
+#[test]
+fn a_thread_with_too_small_a_stack_is_refused_not_crashed() {
+    let engine = engine_with(EngineConfig::default());
+    let mut guest = instance_on(&engine, "deep");
+    let (err, mut guest) = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn_scoped(s, move || {
+                (guest.call::<_, u64>("deep", &0u64).unwrap_err(), guest)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    if cfg!(target_os = "linux") {
+        assert!(
+            matches!(err.kind(), ErrorKind::Limit(LimitKind::NativeStack { .. })),
+            "{err:?}"
+        );
+        assert!(!guest.is_poisoned());
+    }
+    let err = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn_scoped(s, move || guest.call::<_, u64>("deep", &0u64).unwrap_err())
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    assert!(err.is_trap(&TrapKind::StackOverflow), "{err:?}");
+}
+
+/// The same module gets the same answer, at the same step, from either instance
+/// allocator.
+#[test]
+fn both_allocators_answer_the_same() {
+    let base = EngineConfig {
+        max_memory: 1 << 20,
+        max_table_elements: 100,
+        pooling_max_instances: 4,
+        ..EngineConfig::default()
+    };
+    let on_demand = engine_with(base.clone());
+    let pooling = engine_with(EngineConfig {
+        pooling: true,
+        ..base
+    });
+    let two_tables = wat_module(1, "", "(table 1 funcref) (table 1 funcref)");
+    let four_tables = wat_module(
+        1,
+        "",
+        "(table 1 funcref) (table 1 funcref) (table 1 funcref) (table 100 funcref)",
+    );
+    let big_memory = wat_module(17, "", "");
+    let long_table = wat_module(1, "", "(table 101 funcref)");
+    for engine in [&on_demand, &pooling] {
+        let pooled = engine.config().pooling;
+        for wasm in [&two_tables, &four_tables] {
+            let module = engine.load(wasm).unwrap();
+            module
+                .prepare(&HostFunctions::<()>::new())
+                .unwrap()
+                .instantiate(())
+                .unwrap_or_else(|e| panic!("pooling {pooled}: {e}"));
+        }
+        let err = engine.load(&big_memory).unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::Limit(LimitKind::Memory { limit }) if *limit == 1 << 20),
+            "pooling {pooled}: {err:?}"
+        );
+        let err = engine.load(&long_table).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::Limit(LimitKind::Table { limit: 100 })
+            ),
+            "pooling {pooled}: {err:?}"
+        );
+    }
+}
+
+/// A reset that cannot instantiate (here: the pool is full) leaves the instance, its
+/// host state and its poisoning as they were.
+#[test]
+fn a_failed_reset_keeps_the_instance_and_its_state() {
+    let engine = engine_with(EngineConfig {
+        metering_limit: Some(1_000_000),
+        pooling: true,
+        pooling_max_instances: 1,
+        ..EngineConfig::default()
+    });
+    let pre = engine
+        .load(&guest_bytes("spin"))
+        .unwrap()
+        .prepare(&HostFunctions::<Vec<u32>>::new())
+        .unwrap();
+    let mut guest = pre.instantiate(vec![1, 2, 3]).unwrap();
+    assert!(guest.call::<_, u64>("spin", &()).is_err());
+    let err = guest.reset(&pre).unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Limit(LimitKind::Instances)),
+        "{err:?}"
+    );
+    assert_eq!(guest.state(), &vec![1, 2, 3]);
+    assert!(guest.is_poisoned());
+    // Once the slot is free, the state goes on in a new instance.
+    let state = guest.into_state();
+    let mut fresh = pre.instantiate(state).unwrap();
+    assert_eq!(fresh.call::<_, u64>("count", &5u64).unwrap(), 5);
+    assert_eq!(fresh.state(), &vec![1, 2, 3]);
 }

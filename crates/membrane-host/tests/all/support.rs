@@ -45,3 +45,20 @@ pub(crate) fn instance(name: &str) -> Instance<()> {
         .instantiate(())
         .expect("instantiates")
 }
+
+/// A membrane module in WAT: `pages` of memory, the version export, an allocation entry
+/// that hands out `0x10000` (inputs of the tests that use it are small), `imports`
+/// before and `body` after them. Its functions return no output envelope unless
+/// `body` says so.
+pub(crate) fn wat_module(pages: u32, imports: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") {pages})
+  (func (export "__membrane_abi_v1"))
+  (func (export "__membrane_alloc") (param i32 i32) (result i32) (i32.const 0x10000))
+  {body}
+)"#
+    ))
+    .expect("test wat")
+}
