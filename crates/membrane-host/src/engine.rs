@@ -1,5 +1,7 @@
 //! The engine: one per process, shared by threads; owns the epoch ticker and the cache.
 
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -111,6 +113,10 @@ impl Engine {
     }
 
     /// Loads a module from a `.wasm` file (see [`Engine::load`]).
+    ///
+    /// Reads at most `max_module_size` bytes and one, whatever the file is: a larger
+    /// regular file is refused before it is read, and a pipe or a device that delivers
+    /// more is refused after one byte past the limit ([`LimitKind::ModuleSize`]).
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
         let path = path.as_ref();
         self.load(&self.read_wasm(path)?)
@@ -146,13 +152,27 @@ impl Engine {
         self.inner.cache.stats()
     }
 
-    /// Reads a `.wasm` file, checking its size before reading it.
+    /// Reads a `.wasm` file, never more than `max_module_size` bytes and one: a regular
+    /// file larger than the limit is refused from its metadata before anything is read;
+    /// a file whose metadata does not tell its size (a pipe, a device such as
+    /// `/dev/zero`) is refused once one byte past the limit has been read.
     fn read_wasm(&self, path: &Path) -> Result<Vec<u8>> {
-        let size = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len();
-        self.check_size(usize::try_from(size).unwrap_or(usize::MAX))?;
-        std::fs::read(path).map_err(|e| Error::io(path, e))
+        let io = |e| Error::io(path, e);
+        let file = File::open(path).map_err(io)?;
+        // The metadata of the file opened, not of the path: the same file is read.
+        let meta = file.metadata().map_err(io)?;
+        let mut wasm = Vec::new();
+        if meta.is_file() {
+            let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+            self.check_size(size)?;
+            wasm.try_reserve_exact(size)
+                .map_err(|_| io(std::io::ErrorKind::OutOfMemory.into()))?;
+        }
+        let limit = self.inner.config.max_module_size;
+        let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+        file.take(bound).read_to_end(&mut wasm).map_err(io)?;
+        self.check_size(wasm.len())?;
+        Ok(wasm)
     }
 
     fn check_size(&self, size: usize) -> Result<()> {
