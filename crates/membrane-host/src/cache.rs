@@ -44,9 +44,9 @@ pub struct CacheStats {
     pub memory_bytes: u64,
     /// Artifact files written to the disk cache.
     pub disk_writes: u64,
-    /// Disk cache files refused by the integrity check (empty, truncated, corrupted,
-    /// foreign, or for other engine settings): never deserialized, recompiled and
-    /// replaced.
+    /// Disk cache files refused by the integrity check (not a regular file, empty,
+    /// truncated, corrupted, foreign, or for other engine settings): never
+    /// deserialized, recompiled and replaced.
     pub disk_rejects: u64,
     /// Disk cache files that passed the integrity check but that wasmtime refused as
     /// incompatible with this engine: recompiled and replaced.

@@ -16,6 +16,8 @@
 //!
 //! Nothing in a file is handed to the unsafe `wasmtime::Module::deserialize` before
 //! [`verify`] has checked magic, version, key, length and digest of those very bytes.
+//! Before that, [`DiskCache::read`] opens a file without waiting (a FIFO could block)
+//! and refuses anything but a regular file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -43,6 +45,8 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
 /// Why a cache file was refused before deserializing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Reject {
+    /// A FIFO, a device, a directory, ...: only regular files are read.
+    NotAFile,
     /// Shorter than the header (an empty or truncated file).
     TooShort { len: u64 },
     /// Larger than the disk budget: not written by a cache with this budget.
@@ -62,6 +66,7 @@ pub(super) enum Reject {
 impl std::fmt::Display for Reject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Reject::NotAFile => f.write_str("not a regular file"),
             Reject::TooShort { len } => {
                 write!(
                     f,
@@ -197,15 +202,21 @@ impl DiskCache {
         self.dir.join(format!("{}.{EXTENSION}", key.hex()))
     }
 
-    /// Reads the file for `key` into memory, refusing files whose size cannot be that
-    /// of a file this cache wrote.
+    /// Reads the file for `key` into memory: opened without waiting, refused unless it
+    /// is a regular file whose size can be that of a file this cache wrote.
     pub(super) fn read(&self, key: &Key) -> io::Result<Lookup> {
-        let mut file = match File::open(self.path(key)) {
+        let mut file = match open_without_waiting(&self.path(key)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Absent),
             Err(e) => return Err(e),
         };
-        let len = file.metadata()?.len();
+        // The metadata of the file opened, not of the path: what is checked is what
+        // is read.
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(Lookup::Rejected(Reject::NotAFile));
+        }
+        let len = meta.len();
         if len < HEADER_LEN as u64 {
             return Ok(Lookup::Rejected(Reject::TooShort { len }));
         }
@@ -399,6 +410,17 @@ fn create_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens a file for reading without waiting: on Unix with `O_NONBLOCK`, so that a FIFO
+/// found in place of a cache file does not block until some writer opens it (it is
+/// then refused as not a regular file). Reads of a regular file ignore the flag.
+fn open_without_waiting(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
+}
+
 /// Makes a rename durable (best effort; not possible on every platform).
 fn sync_dir(dir: &Path) {
     #[cfg(unix)]
@@ -485,6 +507,26 @@ mod tests {
         }
     }
 
+    /// What `read` answered, for assertions (`Lookup` holds a `File`).
+    fn lookup(disk: &DiskCache, key: &Key) -> Result<usize, Reject> {
+        match disk.read(key).unwrap() {
+            Lookup::Absent => panic!("no file"),
+            Lookup::Bytes(bytes, _) => Ok(bytes.len()),
+            Lookup::Rejected(r) => Err(r),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::open(dir.path(), u64::MAX).unwrap();
+        fs::create_dir(disk.path(&key(1))).unwrap();
+        assert_eq!(lookup(&disk, &key(1)), Err(Reject::NotAFile));
+        std::os::unix::fs::symlink("/dev/null", disk.path(&key(2))).unwrap();
+        assert_eq!(lookup(&disk, &key(2)), Err(Reject::NotAFile));
+    }
+
     #[test]
     fn artifact_names() {
         let k = key(0xab);
@@ -501,6 +543,7 @@ mod tests {
     #[test]
     fn reject_messages_are_lower_case_without_trailing_period() {
         for r in [
+            Reject::NotAFile,
             Reject::TooShort { len: 3 },
             Reject::TooLarge { len: 3, budget: 1 },
             Reject::BadMagic,

@@ -346,6 +346,77 @@ fn a_file_of_random_bytes_is_recompiled() {
     });
 }
 
+/// Makes a FIFO at `path` (with the `mkfifo` command: no `unsafe` in tests).
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Opening a FIFO for reading waits for a writer, so one put where an artifact belongs
+/// would block every load of that module for ever. It is refused without waiting,
+/// and replaced. Were a load to block, a watchdog releases it after a while (opening
+/// a FIFO for reading and writing does not wait) and the test fails.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_an_artifact_is_refused_without_blocking() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    let released = AtomicBool::new(false);
+    let (finished, watch) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        check_damage("a fifo", |path, _| {
+            fs::remove_file(path).unwrap();
+            mkfifo(path);
+            let path = path.to_path_buf();
+            let released = &released;
+            s.spawn(move || {
+                if watch.recv_timeout(Duration::from_secs(30))
+                    == Err(mpsc::RecvTimeoutError::Timeout)
+                {
+                    released.store(true, Ordering::Relaxed);
+                    drop(OpenOptions::new().read(true).write(true).open(&path));
+                }
+            });
+        });
+        drop(finished);
+    });
+    assert!(
+        !released.load(Ordering::Relaxed),
+        "a load waited for a writer on the fifo"
+    );
+}
+
+/// A directory where an artifact belongs is refused as not a regular file (it used to
+/// be opened and fail to read, an i/o error), and left alone with what it holds.
+#[cfg(unix)]
+#[test]
+fn a_directory_in_place_of_an_artifact_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = generated(42, 4);
+    disk_engine(dir.path()).load(&wasm).unwrap();
+    let path = only_artifact(dir.path());
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    fs::write(path.join("inside"), b"not the cache's").unwrap();
+
+    let engine = disk_engine(dir.path());
+    load_and_instantiate(&engine, &wasm);
+    let s = engine.cache_stats();
+    assert_eq!(answers(s), (0, 0, 0, 1), "{s:?}");
+    // Refused, then not replaceable: the rename over a directory fails.
+    assert_eq!(
+        (s.disk_rejects, s.disk_writes, s.disk_errors),
+        (1, 0, 1),
+        "{s:?}"
+    );
+    assert_eq!(fs::read(path.join("inside")).unwrap(), b"not the cache's");
+}
+
 #[test]
 fn an_artifact_of_another_engine_configuration_is_recompiled() {
     // Sound files, renamed: each is refused by the key in its header before
