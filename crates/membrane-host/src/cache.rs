@@ -44,9 +44,9 @@ pub struct CacheStats {
     pub memory_bytes: u64,
     /// Artifact files written to the disk cache.
     pub disk_writes: u64,
-    /// Disk cache files refused by the integrity check (not a regular file, empty,
-    /// truncated, corrupted, foreign, or for other engine settings): never
-    /// deserialized, recompiled and replaced.
+    /// Disk cache files refused by the integrity check (not a regular file, of a size
+    /// no artifact of the module can have, empty, truncated, corrupted, foreign, or for
+    /// other engine settings): never deserialized, recompiled and replaced.
     pub disk_rejects: u64,
     /// Disk cache files that passed the integrity check but that wasmtime refused as
     /// incompatible with this engine: recompiled and replaced.
@@ -304,9 +304,14 @@ impl ModuleCache {
     }
 
     /// Makes sure the disk cache holds a verified artifact of `module` (compiled from
-    /// the bytes of `key`) and returns its path; `None` without a disk cache. Failing
-    /// to write is an error here: writing is what was asked for.
-    pub(crate) fn persist(&self, key: &Key, module: &wasmtime::Module) -> Result<Option<PathBuf>> {
+    /// the `wasm_len` bytes of `key`) and returns its path; `None` without a disk
+    /// cache. Failing to write is an error here: writing is what was asked for.
+    pub(crate) fn persist(
+        &self,
+        key: &Key,
+        wasm_len: usize,
+        module: &wasmtime::Module,
+    ) -> Result<Option<PathBuf>> {
         let Some(disk) = &self.disk else {
             return match &self.disk_config {
                 None => Ok(None),
@@ -322,7 +327,7 @@ impl ModuleCache {
         };
         // The load may have been a memory hit whose file is gone since, or a file may be
         // there that does not verify and must be replaced.
-        if let Ok(Lookup::Bytes(bytes, file)) = disk.read(key)
+        if let Ok(Lookup::Bytes(bytes, file)) = disk.read(key, wasm_len)
             && disk::verify(&bytes, key).is_ok()
         {
             let _ = DiskCache::touch(&file);
@@ -331,19 +336,26 @@ impl ModuleCache {
         let artifact = module
             .serialize()
             .map_err(|e| Error::host(format_args!("cannot serialize the module: {e:#}")))?;
-        match disk.write(key, &artifact) {
+        match disk.write(key, wasm_len, &artifact) {
             Ok(Some(path)) => {
                 bump(&self.counters.disk_writes);
                 Ok(Some(path))
             }
-            Ok(None) => Err(ErrorKind::Config {
-                reason: format!(
-                    "the artifact of {} bytes does not fit in disk_cache_size of {} bytes",
-                    artifact.len() + disk::HEADER_LEN,
-                    disk.budget()
-                ),
+            Ok(None) => {
+                let len = (artifact.len() + disk::HEADER_LEN) as u64;
+                let reason = if len > disk.budget() {
+                    format!(
+                        "the artifact of {len} bytes does not fit in disk_cache_size of {} bytes",
+                        disk.budget()
+                    )
+                } else {
+                    format!(
+                        "the artifact of {len} bytes is larger than a cache file of a module of {wasm_len} bytes may be ({} bytes at most)",
+                        disk::max_file_len(wasm_len)
+                    )
+                };
+                Err(ErrorKind::Config { reason }.into())
             }
-            .into()),
             Err(e) => {
                 bump(&self.counters.disk_errors);
                 Err(Error::io(disk.dir(), e))
@@ -417,7 +429,7 @@ impl ModuleCache {
         key: &Key,
         wasm: &[u8],
     ) -> Result<wasmtime::Module> {
-        if let Some(module) = self.load_from_disk(engine, key) {
+        if let Some(module) = self.load_from_disk(engine, key, wasm.len()) {
             bump(&self.counters.disk_hits);
             return Ok(module);
         }
@@ -425,14 +437,14 @@ impl ModuleCache {
         let module = compile(engine, wasm)?;
         if let Some(disk) = &self.disk {
             match module.serialize() {
-                Ok(artifact) => match disk.write(key, &artifact) {
+                Ok(artifact) => match disk.write(key, wasm.len(), &artifact) {
                     Ok(Some(path)) => {
                         bump(&self.counters.disk_writes);
                         tracing::debug!(path = %path.display(), "module cache file written");
                     }
                     Ok(None) => tracing::debug!(
                         size = artifact.len(),
-                        "compiled module larger than the disk cache budget; not written"
+                        "compiled module larger than the disk cache budget or than a cache file of its module may be; not written"
                     ),
                     Err(e) => {
                         bump(&self.counters.disk_errors);
@@ -449,12 +461,18 @@ impl ModuleCache {
         Ok(module)
     }
 
-    /// The module from its disk cache file, if there is one that passes the integrity
-    /// check and that wasmtime accepts. Anything else is reported and `None`.
-    fn load_from_disk(&self, engine: &wasmtime::Engine, key: &Key) -> Option<wasmtime::Module> {
+    /// The module (of `wasm_len` wasm bytes) from its disk cache file, if there is one
+    /// that passes the integrity check and that wasmtime accepts. Anything else is
+    /// reported and `None`.
+    fn load_from_disk(
+        &self,
+        engine: &wasmtime::Engine,
+        key: &Key,
+        wasm_len: usize,
+    ) -> Option<wasmtime::Module> {
         let disk = self.disk.as_ref()?;
         let path = disk.path(key);
-        let (bytes, file) = match disk.read(key) {
+        let (bytes, file) = match disk.read(key, wasm_len) {
             Ok(Lookup::Absent) => return None,
             Ok(Lookup::Bytes(bytes, file)) => (bytes, file),
             Ok(Lookup::Rejected(reject)) => {
@@ -692,7 +710,7 @@ mod tests {
         });
         let artifact = foreign.precompile_module(&bytes).unwrap();
         let disk = cache.disk.as_ref().unwrap();
-        disk.write(&key, &artifact).unwrap().unwrap();
+        disk.write(&key, bytes.len(), &artifact).unwrap().unwrap();
 
         cache.get_or_compile(&ours, &bytes).unwrap();
         let s = cache.stats();
@@ -704,6 +722,23 @@ mod tests {
         again.get_or_compile(&ours, &bytes).unwrap();
         let s = again.stats();
         assert_eq!((s.disk_hits, s.misses, s.disk_incompatible), (1, 0, 0));
+    }
+
+    /// The worst ratio of artifact to wasm bytes measured for `disk::max_file_len`: a
+    /// module of empty functions (4 bytes of wasm each). Its file fits the bound, and
+    /// needs the per-byte allowance to (the fixed part alone is too small).
+    #[test]
+    fn artifacts_of_empty_functions_fit_the_file_size_bound() {
+        let e = engine(&EngineConfig::default());
+        let wasm = wat::parse_str(format!("(module {})", "(func)".repeat(20_000))).unwrap();
+        let artifact = e.precompile_module(&wasm).unwrap();
+        let file = (disk::HEADER_LEN + artifact.len()) as u64;
+        assert!(
+            file <= disk::max_file_len(wasm.len()),
+            "{file} for {}",
+            wasm.len()
+        );
+        assert!(file > disk::max_file_len(0), "{file} for {}", wasm.len());
     }
 
     #[test]

@@ -130,7 +130,8 @@ impl Engine {
     /// the same wasmtime version and compilation settings loads them without compiling
     /// (other engines ignore them). Unlike a load, failing to write the artifact is an
     /// error here ([`ErrorKind::Io`], or [`ErrorKind::Config`] when it alone exceeds
-    /// `disk_cache_size`). Without a `cache_dir`, fills the memory cache and returns
+    /// `disk_cache_size` or the size bound of cache files for its module, see
+    /// `docs/host-guide.md`). Without a `cache_dir`, fills the memory cache and returns
     /// `None`.
     pub fn precompile(&self, wasm: &[u8]) -> Result<Option<PathBuf>> {
         self.check_size(wasm.len())?;
@@ -138,7 +139,7 @@ impl Engine {
         let key = cache.key(wasm);
         let compiled = cache.get(&self.inner.wasmtime, key, wasm)?;
         let module = Module::new(self.clone(), compiled, wasm.len())?;
-        cache.persist(&key, module.wasmtime())
+        cache.persist(&key, wasm.len(), module.wasmtime())
     }
 
     /// [`Engine::precompile`] of a `.wasm` file.

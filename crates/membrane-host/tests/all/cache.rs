@@ -251,7 +251,18 @@ fn artifact_of(wasm: &[u8], config: EngineConfig) -> Vec<u8> {
 /// integrity check caught it), recompiles, replaces the file with one a third engine
 /// loads, and never fails the load.
 fn check_damage(what: &str, damage: impl FnOnce(&Path, &[u8])) {
+    check_damage_with(what, EngineConfig::default(), damage);
+}
+
+/// [`check_damage`] with engines of `config` (and the directory as `cache_dir`).
+fn check_damage_with(what: &str, config: EngineConfig, damage: impl FnOnce(&Path, &[u8])) {
     let dir = tempfile::tempdir().unwrap();
+    let disk_engine = |dir: &Path| {
+        engine(EngineConfig {
+            cache_dir: Some(dir.to_path_buf()),
+            ..config.clone()
+        })
+    };
     let wasm = generated(40, 8);
     disk_engine(dir.path()).load(&wasm).unwrap();
     let path = only_artifact(dir.path());
@@ -415,6 +426,29 @@ fn a_directory_in_place_of_an_artifact_is_refused_and_left_alone() {
         "{s:?}"
     );
     assert_eq!(fs::read(path.join("inside")).unwrap(), b"not the cache's");
+}
+
+/// A file whose metadata claims a size larger than memory (a sparse file of 1 TiB)
+/// under an unlimited disk budget: refused for its size before anything is allocated
+/// for it (it used to abort the process, failing to allocate a buffer of that size),
+/// recompiled and replaced.
+#[test]
+fn an_artifact_claiming_a_huge_size_is_refused_before_allocating() {
+    check_damage_with(
+        "a sparse file of 1 TiB",
+        EngineConfig {
+            disk_cache_size: u64::MAX,
+            ..EngineConfig::default()
+        },
+        |path, _| {
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(1 << 40)
+                .unwrap();
+        },
+    );
 }
 
 #[test]
