@@ -11,7 +11,7 @@ use crate::Error;
 use crate::cache::{CacheStats, ModuleCache};
 use crate::config::EngineConfig;
 use crate::error::{ErrorKind, LimitKind, Result};
-use crate::module::Module;
+use crate::module::{Module, check_abi};
 
 /// A wasmtime engine configured from an [`EngineConfig`], with its compiled-module
 /// cache and its epoch ticker (the clock of per-call timeouts).
@@ -98,7 +98,8 @@ impl Engine {
 
     /// Loads a module from its wasm bytes: checks the size limit, takes the compiled
     /// module from the cache (memory, then disk when `cache_dir` is set) or compiles it
-    /// into the cache, and checks its ABI.
+    /// into the cache, and checks its ABI. A module that fails the ABI check is not
+    /// kept in either cache.
     ///
     /// Problems with the disk cache (unwritable directory, corrupted or incompatible
     /// files) never fail a load: they are reported through `tracing` and the module is
@@ -108,7 +109,7 @@ impl Engine {
         let compiled = self
             .inner
             .cache
-            .get_or_compile(&self.inner.wasmtime, wasm)?;
+            .get_or_compile(&self.inner.wasmtime, wasm, check_abi)?;
         Module::new(self.clone(), compiled, wasm.len())
     }
 
@@ -137,7 +138,7 @@ impl Engine {
         self.check_size(wasm.len())?;
         let cache = &self.inner.cache;
         let key = cache.key(wasm);
-        let compiled = cache.get(&self.inner.wasmtime, key, wasm)?;
+        let compiled = cache.get(&self.inner.wasmtime, key, wasm, check_abi)?;
         let module = Module::new(self.clone(), compiled, wasm.len())?;
         cache.persist(&key, wasm.len(), module.wasmtime())
     }

@@ -14,11 +14,20 @@ use crate::support::guest_bytes;
 /// A valid membrane module (memory, allocation entry, ABI version export) with
 /// `functions` functions of some size; `seed` makes its bytes, and its key, unique.
 fn generated(seed: u32, functions: u32) -> Vec<u8> {
-    let mut wat = String::from(
+    generated_with(seed, functions, r#"(func (export "__membrane_abi_v1"))"#)
+}
+
+/// [`generated`] without the ABI version export: valid wasm that the ABI check refuses.
+fn generated_not_membrane(seed: u32, functions: u32) -> Vec<u8> {
+    generated_with(seed, functions, "")
+}
+
+fn generated_with(seed: u32, functions: u32, abi_export: &str) -> Vec<u8> {
+    let mut wat = format!(
         r#"(module
   (memory (export "memory") 1)
   (func (export "__membrane_alloc") (param i32 i32) (result i32) i32.const 8)
-  (func (export "__membrane_abi_v1"))
+  {abi_export}
 "#,
     );
     for f in 0..functions {
@@ -191,6 +200,58 @@ fn a_module_asked_for_by_many_threads_at_once_is_compiled_once() {
     let s = load_from_threads(&disk_engine(dir.path()), &wasm, 8);
     assert_eq!((s.misses, s.disk_hits, s.disk_writes), (0, 1, 0), "{s:?}");
     assert_eq!(s.memory_hits + s.waited, 7, "{s:?}");
+}
+
+fn assert_not_membrane(result: Result<impl std::fmt::Debug, membrane_host::Error>) {
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Abi(AbiViolation::NotMembrane)),
+        "{err:?}"
+    );
+}
+
+/// A module that compiles but fails the ABI check takes no room in either cache, by
+/// a load or by a precompile: nothing in memory, no file on disk, and every later load
+/// compiles it again and is refused again.
+#[test]
+fn a_module_refused_by_the_abi_check_is_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = disk_engine(dir.path());
+    let wasm = generated_not_membrane(100, 4);
+    for _ in 0..2 {
+        assert_not_membrane(engine.load(&wasm));
+        assert_not_membrane(engine.precompile(&wasm));
+    }
+    let s = engine.cache_stats();
+    assert_eq!(answers(s), (0, 0, 0, 4), "{s:?}");
+    assert_eq!(
+        (s.memory_entries, s.memory_bytes, s.disk_writes),
+        (0, 0, 0),
+        "{s:?}"
+    );
+    assert!(artifacts(dir.path()).is_empty(), "{:?}", names(dir.path()));
+}
+
+/// Threads asking at once for a module the ABI check refuses: it is still compiled
+/// once, every thread gets the refusal, and nothing is kept.
+#[test]
+fn a_refused_module_asked_for_by_many_threads_at_once_is_compiled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = disk_engine(dir.path());
+    let wasm = generated_not_membrane(101, 400);
+    let barrier = Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                assert_not_membrane(engine.load(&wasm));
+            });
+        }
+    });
+    let s = engine.cache_stats();
+    assert_eq!((s.misses, s.waited), (1, 7), "{s:?}");
+    assert_eq!((s.memory_entries, s.disk_writes), (0, 0), "{s:?}");
+    assert!(artifacts(dir.path()).is_empty(), "{:?}", names(dir.path()));
 }
 
 #[test]
