@@ -38,7 +38,8 @@ enum Command {
         /// Read the input payload from this file (`-` for standard input).
         #[arg(long, conflicts_with = "input_hex")]
         input: Option<PathBuf>,
-        /// The input payload as hexadecimal digits.
+        /// The input payload as hexadecimal digits, two per byte; whitespace may separate
+        /// bytes (`01 02 03`), nothing else is accepted (no `0x`, no signs).
         #[arg(long)]
         input_hex: Option<String>,
         /// Write the output bytes as they are instead of as hexadecimal.
@@ -232,22 +233,30 @@ fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
     Ok(input)
 }
 
-/// Hex digits (whitespace ignored) to bytes.
+/// Hex digits to bytes: two digits per byte, whitespace between bytes only. Digits are
+/// read one by one (`char::to_digit`): `u8::from_str_radix` would take `+1` for a byte.
 fn parse_hex(hex: &str) -> Result<Vec<u8>, Failure> {
-    let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err(Failure::Usage(
-            "--input-hex needs an even number of hex digits".into(),
-        ));
+    let mut bytes = Vec::with_capacity(hex.len() / 2);
+    for group in hex.split_ascii_whitespace() {
+        let digits = group
+            .chars()
+            .map(hex_digit)
+            .collect::<Result<Vec<u8>, Failure>>()?;
+        if !digits.len().is_multiple_of(2) {
+            return Err(Failure::Usage(format!(
+                "--input-hex: `{group}` is not a whole number of bytes (an even number of hex digits)"
+            )));
+        }
+        bytes.extend(digits.chunks_exact(2).map(|pair| pair[0] << 4 | pair[1]));
     }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let text = std::str::from_utf8(pair).unwrap_or("??");
-            u8::from_str_radix(text, 16)
-                .map_err(|_| Failure::Usage(format!("--input-hex: `{text}` is not a hex byte")))
-        })
-        .collect()
+    Ok(bytes)
+}
+
+/// The value of one hex digit.
+fn hex_digit(c: char) -> Result<u8, Failure> {
+    c.to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+        .ok_or_else(|| Failure::Usage(format!("--input-hex: `{c}` is not a hex digit")))
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -261,12 +270,27 @@ mod tests {
     #[test]
     fn hex_round_trip_and_errors() {
         assert_eq!(parse_hex("00 ff 10").unwrap(), [0, 255, 16]);
+        assert_eq!(parse_hex("\t00FF\n 10 ").unwrap(), [0, 255, 16]);
         assert_eq!(to_hex(&[0, 255, 16]), "00ff10");
-        assert!(matches!(parse_hex("abc"), Err(Failure::Usage(m)) if m.contains("even number")));
-        assert!(
-            matches!(parse_hex("zz"), Err(Failure::Usage(m)) if m.contains("`zz` is not a hex byte"))
-        );
         assert_eq!(parse_hex("").unwrap(), Vec::<u8>::new());
+        assert_eq!(parse_hex("  ").unwrap(), Vec::<u8>::new());
+        let refused = |hex: &str, expected: &str| match parse_hex(hex) {
+            Err(Failure::Usage(m)) => assert_eq!(m, expected, "{hex:?}"),
+            other => panic!("{hex:?}: {other:?}"),
+        };
+        let odd = |group: &str| {
+            format!(
+                "--input-hex: `{group}` is not a whole number of bytes (an even number of hex digits)"
+            )
+        };
+        refused("abc", &odd("abc"));
+        refused("0 1", &odd("0"));
+        refused("zz", "--input-hex: `z` is not a hex digit");
+        // `u8::from_str_radix` takes a leading `+`: `+1+2` used to be 01 02.
+        refused("+1+2", "--input-hex: `+` is not a hex digit");
+        refused("-1", "--input-hex: `-` is not a hex digit");
+        refused("0x01", "--input-hex: `x` is not a hex digit");
+        refused("\u{a0}01", "--input-hex: `\u{a0}` is not a hex digit");
     }
 
     #[test]

@@ -27,6 +27,22 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts that `output` failed with exit status `code` and one `error:` line on
+/// stderr containing `needle`.
+fn check_failure(args: &[&str], output: &Output, code: i32, needle: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.lines().count() == 1 && stderr.contains(needle),
+        "{args:?}: {stderr}"
+    );
+}
+
+/// Runs the binary with `args` and checks its failure (see [`check_failure`]).
+fn check(args: &[&str], code: i32, needle: &str) {
+    check_failure(args, &membrane(args), code, needle);
+}
+
 #[test]
 fn call_echo_with_hex_input() {
     let echo = guest("echo");
@@ -63,20 +79,6 @@ fn call_with_input_file_and_raw_output() {
 
 #[test]
 fn failures_have_clear_messages_and_exit_codes() {
-    let check = |args: &[&str], code: i32, needle: &str| {
-        let out = membrane(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        let stderr = text(&out.stderr);
-        assert!(
-            stderr.starts_with("error: ") && stderr.contains(needle),
-            "{args:?}: {stderr}"
-        );
-    };
     let echo = guest("echo");
     let echo = echo.to_str().unwrap();
     let spin = guest("spin");
@@ -169,4 +171,32 @@ fn precompile_fills_the_cache_directory() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "2a\n");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--input-hex` takes hex digits only, two per byte, whitespace between bytes only:
+/// `+` (which `u8::from_str_radix` takes as a sign), `0x` prefixes and bytes split by
+/// a space are usage errors.
+#[test]
+fn input_hex_takes_hex_digits_only() {
+    let echo = guest("echo");
+    let echo = echo.to_str().unwrap();
+    for (hex, needle) in [
+        ("+1+2", "`+` is not a hex digit"),
+        ("01 +2", "`+` is not a hex digit"),
+        ("0x01", "`x` is not a hex digit"),
+        ("-1", "`-` is not a hex digit"),
+        ("é1", "`é` is not a hex digit"),
+        ("0 1", "`0` is not a whole number of bytes"),
+        ("abc", "even number"),
+    ] {
+        // `--input-hex=-1`: as a separate argument, clap takes `-1` for a flag.
+        check(
+            &["call", echo, "echo", &format!("--input-hex={hex}")],
+            2,
+            needle,
+        );
+    }
+    let out = membrane(&["call", echo, "echo", "--input-hex", " 0A\tff  10\n"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0aff10\n");
 }
