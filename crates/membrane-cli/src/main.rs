@@ -7,21 +7,35 @@
 //! ```
 //!
 //! Engine limits are flags of every subcommand (`--fuel`, `--timeout-ms`,
-//! `--max-memory`, `--max-stack`, `--max-module-size`, `--cache-dir`). Failures print one
-//! line on stderr starting with `error:` and exit with a status that tells their kind
-//! (see [`exit_code`]).
+//! `--max-memory`, `--max-stack`, `--max-module-size`, `--cache-dir`). Every subcommand
+//! reads its module file the same way, at most `--max-module-size` bytes and one.
+//! Failures print one line on stderr starting with `error:` and exit with a status that
+//! tells their kind, the same for every subcommand ([`EXIT_STATUS`], which
+//! `membrane --help` prints; [`exit_code`]).
 
+use std::fs::File;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use membrane_host::{Engine, EngineConfig, Error, ErrorKind, HostFunctions};
+use membrane_host::{Engine, EngineConfig, Error, ErrorKind, HostFunctions, LimitKind};
+
+/// The exit statuses, as `membrane --help` prints them (see [`exit_code`]).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  any other failure (an engine setting refused, the cache directory not writable, ...)
+  2  usage error: bad arguments or --input-hex, a module or input file that cannot be read
+  3  the guest function returned an error
+  4  the guest trapped (out of fuel, timeout, ...) or panicked
+  5  a limit was hit (module size, memory, table, call depth, ...)
+  6  invalid module, abi violation, missing import or unknown function";
 
 /// Run, inspect and precompile membrane WebAssembly modules.
 #[derive(Parser, Debug)]
-#[command(name = "membrane", version, about)]
+#[command(name = "membrane", version, about, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +44,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Call a function of a module with raw input bytes; print its output.
+    #[command(after_help = EXIT_STATUS)]
     Call {
         /// The module.
         module: PathBuf,
@@ -49,6 +64,7 @@ enum Command {
         limits: Limits,
     },
     /// Show a module's exports, imports, ABI version, size and hash.
+    #[command(after_help = EXIT_STATUS)]
     Inspect {
         /// The module.
         module: PathBuf,
@@ -56,6 +72,7 @@ enum Command {
         limits: Limits,
     },
     /// Compile a module into the on-disk cache, so later loads skip compilation.
+    #[command(after_help = EXIT_STATUS)]
     Precompile {
         /// The module.
         module: PathBuf,
@@ -104,7 +121,8 @@ impl Limits {
 /// A failure of the command, with the message to print.
 #[derive(Debug)]
 enum Failure {
-    /// The command line was wrong (a file that cannot be read, bad hex, ...).
+    /// The command line was wrong: bad arguments or hex, a module or input file named
+    /// on it that cannot be read.
     Usage(String),
     /// membrane reported an error.
     Membrane(Error),
@@ -116,8 +134,8 @@ impl From<Error> for Failure {
     }
 }
 
-/// The exit status for a failure: 2 usage, 3 guest error, 4 trap or panic, 5 limit,
-/// 6 invalid module or ABI violation, 1 anything else.
+/// The exit status for a failure ([`EXIT_STATUS`]): 2 usage, 3 guest error, 4 trap or
+/// panic, 5 limit, 6 invalid module or ABI violation, 1 anything else.
 fn exit_code(failure: &Failure) -> u8 {
     match failure {
         Failure::Usage(_) => 2,
@@ -163,8 +181,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 (None, Some(hex)) => parse_hex(&hex)?,
                 (None, None) => Vec::new(),
             };
+            let wasm = read_module(&module, &limits)?;
             let engine = limits.engine()?;
-            let module = engine.load_file(&module)?;
+            let module = engine.load(&wasm)?;
             let mut instance = module
                 .prepare(&HostFunctions::<()>::new())?
                 .instantiate(())?;
@@ -181,8 +200,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             module: path,
             limits,
         } => {
-            let wasm = std::fs::read(&path)
-                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+            let wasm = read_module(&path, &limits)?;
             let engine = limits.engine()?;
             let module = engine.load(&wasm)?;
             println!("module:      {}", path.display());
@@ -206,8 +224,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if limits.cache_dir.is_none() {
                 return Err(Failure::Usage("precompile needs --cache-dir DIR".into()));
             }
+            let wasm = read_module(&module, &limits)?;
             let engine = limits.engine()?;
-            match engine.precompile_file(&module)? {
+            match engine.precompile(&wasm)? {
                 Some(artifact) => println!("{}", artifact.display()),
                 None => {
                     return Err(Failure::Usage(
@@ -220,7 +239,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+/// Reads the module file named on the command line, as `Engine::load_file` would: at
+/// most `--max-module-size` bytes and one, so that a pipe or a device is not read
+/// without end; a regular file larger than the limit is refused from its size, a file
+/// that delivers more after one byte past it, by the engine (exit status 5). A file that
+/// cannot be read is a usage error (2), as for `--input`.
+fn read_module(path: &Path, limits: &Limits) -> Result<Vec<u8>, Failure> {
+    let cannot = |e: std::io::Error| Failure::Usage(format!("cannot read {}: {e}", path.display()));
+    let file = File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    let limit = limits.max_module_size;
+    if meta.is_file() && meta.len() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+        return Err(Failure::Membrane(
+            ErrorKind::Limit(LimitKind::ModuleSize { size, limit }).into(),
+        ));
+    }
+    let mut wasm = Vec::new();
+    let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(bound).read_to_end(&mut wasm).map_err(cannot)?;
+    Ok(wasm)
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
     let mut input = Vec::new();
     let result = if path.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut input).map(drop)
