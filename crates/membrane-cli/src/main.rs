@@ -26,7 +26,7 @@ use membrane_host::{Engine, EngineConfig, Error, ErrorKind, HostFunctions, Limit
 const EXIT_STATUS: &str = "\
 Exit status:
   0  success
-  1  any other failure (an engine setting refused, the cache directory not writable, ...)
+  1  any other failure (output or cache directory not writable, engine setting refused, ...)
   2  usage error: bad arguments or --input-hex, a module or input file that cannot be read
   3  the guest function returned an error
   4  the guest trapped (out of fuel, timeout, ...) or panicked
@@ -124,6 +124,8 @@ enum Failure {
     /// The command line was wrong: bad arguments or hex, a module or input file named
     /// on it that cannot be read.
     Usage(String),
+    /// The output could not be written.
+    Output(std::io::Error),
     /// membrane reported an error.
     Membrane(Error),
 }
@@ -139,6 +141,7 @@ impl From<Error> for Failure {
 fn exit_code(failure: &Failure) -> u8 {
     match failure {
         Failure::Usage(_) => 2,
+        Failure::Output(_) => 1,
         Failure::Membrane(e) => match e.kind() {
             ErrorKind::Guest { .. } => 3,
             ErrorKind::Trap(_) | ErrorKind::Panic { .. } => 4,
@@ -157,10 +160,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            match &failure {
-                Failure::Usage(message) => eprintln!("error: {message}"),
-                Failure::Membrane(e) => eprintln!("error: {}", e.to_string().replace('\n', " ")),
-            }
+            let message = match &failure {
+                Failure::Usage(message) => message.clone(),
+                Failure::Output(e) => format!("cannot write the output: {e}"),
+                Failure::Membrane(e) => e.to_string().replace('\n', " "),
+            };
+            // Not `eprintln!`, which panics when stderr cannot be written either.
+            let _ = writeln!(std::io::stderr().lock(), "error: {message}");
             ExitCode::from(exit_code(&failure))
         }
     }
@@ -188,13 +194,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .prepare(&HostFunctions::<()>::new())?
                 .instantiate(())?;
             let output = instance.call_raw(&function, &input)?;
-            let mut stdout = std::io::stdout().lock();
-            let written = if raw {
-                stdout.write_all(&output)
+            if raw {
+                write_output(&output)
             } else {
-                writeln!(stdout, "{}", to_hex(&output))
-            };
-            written.map_err(|e| Failure::Usage(format!("cannot write the output: {e}")))
+                write_output(format!("{}\n", to_hex(&output)).as_bytes())
+            }
         }
         Command::Inspect {
             module: path,
@@ -203,22 +207,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let wasm = read_module(&path, &limits)?;
             let engine = limits.engine()?;
             let module = engine.load(&wasm)?;
-            println!("module:      {}", path.display());
-            println!("size:        {} bytes", wasm.len());
-            println!("blake3:      {}", blake3::hash(&wasm).to_hex());
-            println!("abi version: {}", membrane_types::ABI_VERSION);
             let mut functions: Vec<&str> = module.functions().collect();
             functions.sort_unstable();
-            println!("functions:   {}", functions.join(", "));
-            println!("exports:");
+            let mut report = format!(
+                "module:      {}\nsize:        {} bytes\nblake3:      {}\nabi version: {}\nfunctions:   {}\nexports:\n",
+                path.display(),
+                wasm.len(),
+                blake3::hash(&wasm).to_hex(),
+                membrane_types::ABI_VERSION,
+                functions.join(", ")
+            );
             for (name, ty) in module.exports() {
-                println!("  {name}: {ty}");
+                report += &format!("  {name}: {ty}\n");
             }
-            println!("imports:");
+            report += "imports:\n";
             for (m, n) in module.imports() {
-                println!("  {m}::{n}");
+                report += &format!("  {m}::{n}\n");
             }
-            Ok(())
+            write_output(report.as_bytes())
         }
         Command::Precompile { module, limits } => {
             if limits.cache_dir.is_none() {
@@ -227,16 +233,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let wasm = read_module(&module, &limits)?;
             let engine = limits.engine()?;
             match engine.precompile(&wasm)? {
-                Some(artifact) => println!("{}", artifact.display()),
-                None => {
-                    return Err(Failure::Usage(
-                        "the cache directory could not be used".into(),
-                    ));
-                }
+                Some(artifact) => write_output(format!("{}\n", artifact.display()).as_bytes()),
+                None => Err(Failure::Usage(
+                    "the cache directory could not be used".into(),
+                )),
             }
-            Ok(())
         }
     }
+}
+
+/// Writes the command's output to standard output and flushes it, so that a failure to
+/// write (a full disk, a closed pipe) is reported, exit status 1, instead of making
+/// `println!` panic or going unnoticed at exit.
+fn write_output(bytes: &[u8]) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(Failure::Output)
 }
 
 /// Reads the module file named on the command line, as `Engine::load_file` would: at

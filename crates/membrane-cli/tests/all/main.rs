@@ -303,3 +303,33 @@ fn help_lists_the_exit_statuses() {
         }
     }
 }
+
+/// Output that cannot be written (standard output on `/dev/full`) fails every
+/// subcommand with exit status 1 and a message: not a usage error, not a panic, and
+/// not silently (`--raw` output has no newline to flush it before the end).
+#[cfg(target_os = "linux")]
+#[test]
+fn output_that_cannot_be_written_is_a_failure_of_its_own() {
+    let cache = std::env::temp_dir().join(format!("membrane-cli-full-{}", std::process::id()));
+    let cache = cache.to_str().unwrap();
+    let echo = guest("echo");
+    let echo = echo.to_str().unwrap();
+    for args in [
+        &["call", echo, "echo", "--input-hex", "2a"][..],
+        &["call", echo, "echo", "--input-hex", "2a", "--raw"],
+        &["inspect", echo],
+        &["precompile", echo, "--cache-dir", cache],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_membrane"))
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        check_failure(args, &out, 1, "cannot write the output");
+    }
+    let _ = std::fs::remove_dir_all(cache);
+}
