@@ -7,21 +7,35 @@
 //! ```
 //!
 //! Engine limits are flags of every subcommand (`--fuel`, `--timeout-ms`,
-//! `--max-memory`, `--max-stack`, `--max-module-size`, `--cache-dir`). Failures print one
-//! line on stderr starting with `error:` and exit with a status that tells their kind
-//! (see [`exit_code`]).
+//! `--max-memory`, `--max-stack`, `--max-module-size`, `--cache-dir`). Every subcommand
+//! reads its module file the same way, at most `--max-module-size` bytes and one.
+//! Failures print one line on stderr starting with `error:` and exit with a status that
+//! tells their kind, the same for every subcommand ([`EXIT_STATUS`], which
+//! `membrane --help` prints; [`exit_code`]).
 
+use std::fs::File;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use membrane_host::{Engine, EngineConfig, Error, ErrorKind, HostFunctions};
+use membrane_host::{Engine, EngineConfig, Error, ErrorKind, HostFunctions, LimitKind};
+
+/// The exit statuses, as `membrane --help` prints them (see [`exit_code`]).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  any other failure (output or cache directory not writable, engine setting refused, ...)
+  2  usage error: bad arguments or --input-hex, a module or input file that cannot be read
+  3  the guest function returned an error
+  4  the guest trapped (out of fuel, timeout, ...) or panicked
+  5  a limit was hit (module size, memory, table, call depth, ...)
+  6  invalid module, abi violation, missing import or unknown function";
 
 /// Run, inspect and precompile membrane WebAssembly modules.
 #[derive(Parser, Debug)]
-#[command(name = "membrane", version, about)]
+#[command(name = "membrane", version, about, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +44,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Call a function of a module with raw input bytes; print its output.
+    #[command(after_help = EXIT_STATUS)]
     Call {
         /// The module.
         module: PathBuf,
@@ -38,7 +53,8 @@ enum Command {
         /// Read the input payload from this file (`-` for standard input).
         #[arg(long, conflicts_with = "input_hex")]
         input: Option<PathBuf>,
-        /// The input payload as hexadecimal digits.
+        /// The input payload as hexadecimal digits, two per byte; whitespace may separate
+        /// bytes (`01 02 03`), nothing else is accepted (no `0x`, no signs).
         #[arg(long)]
         input_hex: Option<String>,
         /// Write the output bytes as they are instead of as hexadecimal.
@@ -48,6 +64,7 @@ enum Command {
         limits: Limits,
     },
     /// Show a module's exports, imports, ABI version, size and hash.
+    #[command(after_help = EXIT_STATUS)]
     Inspect {
         /// The module.
         module: PathBuf,
@@ -55,6 +72,7 @@ enum Command {
         limits: Limits,
     },
     /// Compile a module into the on-disk cache, so later loads skip compilation.
+    #[command(after_help = EXIT_STATUS)]
     Precompile {
         /// The module.
         module: PathBuf,
@@ -103,8 +121,11 @@ impl Limits {
 /// A failure of the command, with the message to print.
 #[derive(Debug)]
 enum Failure {
-    /// The command line was wrong (a file that cannot be read, bad hex, ...).
+    /// The command line was wrong: bad arguments or hex, a module or input file named
+    /// on it that cannot be read.
     Usage(String),
+    /// The output could not be written.
+    Output(std::io::Error),
     /// membrane reported an error.
     Membrane(Error),
 }
@@ -115,11 +136,12 @@ impl From<Error> for Failure {
     }
 }
 
-/// The exit status for a failure: 2 usage, 3 guest error, 4 trap or panic, 5 limit,
-/// 6 invalid module or ABI violation, 1 anything else.
+/// The exit status for a failure ([`EXIT_STATUS`]): 2 usage, 3 guest error, 4 trap or
+/// panic, 5 limit, 6 invalid module or ABI violation, 1 anything else.
 fn exit_code(failure: &Failure) -> u8 {
     match failure {
         Failure::Usage(_) => 2,
+        Failure::Output(_) => 1,
         Failure::Membrane(e) => match e.kind() {
             ErrorKind::Guest { .. } => 3,
             ErrorKind::Trap(_) | ErrorKind::Panic { .. } => 4,
@@ -138,10 +160,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            match &failure {
-                Failure::Usage(message) => eprintln!("error: {message}"),
-                Failure::Membrane(e) => eprintln!("error: {}", e.to_string().replace('\n', " ")),
-            }
+            let message = match &failure {
+                Failure::Usage(message) => message.clone(),
+                Failure::Output(e) => format!("cannot write the output: {e}"),
+                Failure::Membrane(e) => e.to_string().replace('\n', " "),
+            };
+            // Not `eprintln!`, which panics when stderr cannot be written either.
+            let _ = writeln!(std::io::stderr().lock(), "error: {message}");
             ExitCode::from(exit_code(&failure))
         }
     }
@@ -162,64 +187,95 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 (None, Some(hex)) => parse_hex(&hex)?,
                 (None, None) => Vec::new(),
             };
+            let wasm = read_module(&module, &limits)?;
             let engine = limits.engine()?;
-            let module = engine.load_file(&module)?;
+            let module = engine.load(&wasm)?;
             let mut instance = module
                 .prepare(&HostFunctions::<()>::new())?
                 .instantiate(())?;
             let output = instance.call_raw(&function, &input)?;
-            let mut stdout = std::io::stdout().lock();
-            let written = if raw {
-                stdout.write_all(&output)
+            if raw {
+                write_output(&output)
             } else {
-                writeln!(stdout, "{}", to_hex(&output))
-            };
-            written.map_err(|e| Failure::Usage(format!("cannot write the output: {e}")))
+                write_output(format!("{}\n", to_hex(&output)).as_bytes())
+            }
         }
         Command::Inspect {
             module: path,
             limits,
         } => {
-            let wasm = std::fs::read(&path)
-                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+            let wasm = read_module(&path, &limits)?;
             let engine = limits.engine()?;
             let module = engine.load(&wasm)?;
-            println!("module:      {}", path.display());
-            println!("size:        {} bytes", wasm.len());
-            println!("blake3:      {}", blake3::hash(&wasm).to_hex());
-            println!("abi version: {}", membrane_types::ABI_VERSION);
             let mut functions: Vec<&str> = module.functions().collect();
             functions.sort_unstable();
-            println!("functions:   {}", functions.join(", "));
-            println!("exports:");
+            let mut report = format!(
+                "module:      {}\nsize:        {} bytes\nblake3:      {}\nabi version: {}\nfunctions:   {}\nexports:\n",
+                path.display(),
+                wasm.len(),
+                blake3::hash(&wasm).to_hex(),
+                membrane_types::ABI_VERSION,
+                functions.join(", ")
+            );
             for (name, ty) in module.exports() {
-                println!("  {name}: {ty}");
+                report += &format!("  {name}: {ty}\n");
             }
-            println!("imports:");
+            report += "imports:\n";
             for (m, n) in module.imports() {
-                println!("  {m}::{n}");
+                report += &format!("  {m}::{n}\n");
             }
-            Ok(())
+            write_output(report.as_bytes())
         }
         Command::Precompile { module, limits } => {
             if limits.cache_dir.is_none() {
                 return Err(Failure::Usage("precompile needs --cache-dir DIR".into()));
             }
+            let wasm = read_module(&module, &limits)?;
             let engine = limits.engine()?;
-            match engine.precompile_file(&module)? {
-                Some(artifact) => println!("{}", artifact.display()),
-                None => {
-                    return Err(Failure::Usage(
-                        "the cache directory could not be used".into(),
-                    ));
-                }
+            match engine.precompile(&wasm)? {
+                Some(artifact) => write_output(format!("{}\n", artifact.display()).as_bytes()),
+                None => Err(Failure::Usage(
+                    "the cache directory could not be used".into(),
+                )),
             }
-            Ok(())
         }
     }
 }
 
-fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+/// Writes the command's output to standard output and flushes it, so that a failure to
+/// write (a full disk, a closed pipe) is reported, exit status 1, instead of making
+/// `println!` panic or going unnoticed at exit.
+fn write_output(bytes: &[u8]) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(Failure::Output)
+}
+
+/// Reads the module file named on the command line, as `Engine::load_file` would: at
+/// most `--max-module-size` bytes and one, so that a pipe or a device is not read
+/// without end; a regular file larger than the limit is refused from its size, a file
+/// that delivers more after one byte past it, by the engine (exit status 5). A file that
+/// cannot be read is a usage error (2), as for `--input`.
+fn read_module(path: &Path, limits: &Limits) -> Result<Vec<u8>, Failure> {
+    let cannot = |e: std::io::Error| Failure::Usage(format!("cannot read {}: {e}", path.display()));
+    let file = File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    let limit = limits.max_module_size;
+    if meta.is_file() && meta.len() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+        return Err(Failure::Membrane(
+            ErrorKind::Limit(LimitKind::ModuleSize { size, limit }).into(),
+        ));
+    }
+    let mut wasm = Vec::new();
+    let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(bound).read_to_end(&mut wasm).map_err(cannot)?;
+    Ok(wasm)
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
     let mut input = Vec::new();
     let result = if path.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut input).map(drop)
@@ -232,22 +288,30 @@ fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
     Ok(input)
 }
 
-/// Hex digits (whitespace ignored) to bytes.
+/// Hex digits to bytes: two digits per byte, whitespace between bytes only. Digits are
+/// read one by one (`char::to_digit`): `u8::from_str_radix` would take `+1` for a byte.
 fn parse_hex(hex: &str) -> Result<Vec<u8>, Failure> {
-    let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err(Failure::Usage(
-            "--input-hex needs an even number of hex digits".into(),
-        ));
+    let mut bytes = Vec::with_capacity(hex.len() / 2);
+    for group in hex.split_ascii_whitespace() {
+        let digits = group
+            .chars()
+            .map(hex_digit)
+            .collect::<Result<Vec<u8>, Failure>>()?;
+        if !digits.len().is_multiple_of(2) {
+            return Err(Failure::Usage(format!(
+                "--input-hex: `{group}` is not a whole number of bytes (an even number of hex digits)"
+            )));
+        }
+        bytes.extend(digits.chunks_exact(2).map(|pair| pair[0] << 4 | pair[1]));
     }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let text = std::str::from_utf8(pair).unwrap_or("??");
-            u8::from_str_radix(text, 16)
-                .map_err(|_| Failure::Usage(format!("--input-hex: `{text}` is not a hex byte")))
-        })
-        .collect()
+    Ok(bytes)
+}
+
+/// The value of one hex digit.
+fn hex_digit(c: char) -> Result<u8, Failure> {
+    c.to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+        .ok_or_else(|| Failure::Usage(format!("--input-hex: `{c}` is not a hex digit")))
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -261,12 +325,27 @@ mod tests {
     #[test]
     fn hex_round_trip_and_errors() {
         assert_eq!(parse_hex("00 ff 10").unwrap(), [0, 255, 16]);
+        assert_eq!(parse_hex("\t00FF\n 10 ").unwrap(), [0, 255, 16]);
         assert_eq!(to_hex(&[0, 255, 16]), "00ff10");
-        assert!(matches!(parse_hex("abc"), Err(Failure::Usage(m)) if m.contains("even number")));
-        assert!(
-            matches!(parse_hex("zz"), Err(Failure::Usage(m)) if m.contains("`zz` is not a hex byte"))
-        );
         assert_eq!(parse_hex("").unwrap(), Vec::<u8>::new());
+        assert_eq!(parse_hex("  ").unwrap(), Vec::<u8>::new());
+        let refused = |hex: &str, expected: &str| match parse_hex(hex) {
+            Err(Failure::Usage(m)) => assert_eq!(m, expected, "{hex:?}"),
+            other => panic!("{hex:?}: {other:?}"),
+        };
+        let odd = |group: &str| {
+            format!(
+                "--input-hex: `{group}` is not a whole number of bytes (an even number of hex digits)"
+            )
+        };
+        refused("abc", &odd("abc"));
+        refused("0 1", &odd("0"));
+        refused("zz", "--input-hex: `z` is not a hex digit");
+        // `u8::from_str_radix` takes a leading `+`: `+1+2` used to be 01 02.
+        refused("+1+2", "--input-hex: `+` is not a hex digit");
+        refused("-1", "--input-hex: `-` is not a hex digit");
+        refused("0x01", "--input-hex: `x` is not a hex digit");
+        refused("\u{a0}01", "--input-hex: `\u{a0}` is not a hex digit");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! wasmtime version) and the wasm bytes. Two engines that would compile the same bytes
 //! to interchangeable code share keys, in this process or another; any setting that
 //! changes the code changes the key.
+//!
+//! Only modules that pass a check the engine hands in (the ABI check) are kept: a module
+//! that compiles but is refused takes no room in memory or on disk.
 
 mod disk;
 
@@ -44,9 +47,9 @@ pub struct CacheStats {
     pub memory_bytes: u64,
     /// Artifact files written to the disk cache.
     pub disk_writes: u64,
-    /// Disk cache files refused by the integrity check (empty, truncated, corrupted,
-    /// foreign, or for other engine settings): never deserialized, recompiled and
-    /// replaced.
+    /// Disk cache files refused by the integrity check (not a regular file, of a size
+    /// no artifact of the module can have, empty, truncated, corrupted, foreign, or for
+    /// other engine settings): never deserialized, recompiled and replaced.
     pub disk_rejects: u64,
     /// Disk cache files that passed the integrity check but that wasmtime refused as
     /// incompatible with this engine: recompiled and replaced.
@@ -116,6 +119,11 @@ struct Flight {
     done: Condvar,
 }
 
+/// What a module must pass to be kept, in memory and on disk, and returned by
+/// [`ModuleCache::get`]: the ABI check, handed in by the engine (the cache knows
+/// nothing of membrane modules).
+pub(crate) type Check = fn(&wasmtime::Module) -> Result<()>;
+
 /// What a thread asking for a module not in memory does.
 enum Role {
     /// Loads it (from disk or by compiling) for everyone.
@@ -126,8 +134,13 @@ enum Role {
 
 #[derive(Clone)]
 enum Outcome {
-    /// The module, or why it failed to compile.
-    Ready(std::result::Result<wasmtime::Module, String>),
+    /// The module, which passed the check: kept in memory.
+    Kept(wasmtime::Module),
+    /// The module compiled (or read from disk) but failed the check: not kept. Waiters
+    /// run the check on it themselves for its error: it is cheap, and answers the same.
+    Refused(wasmtime::Module),
+    /// Why the module failed to compile.
+    Invalid(String),
     /// The thread in charge panicked: waiters try again themselves.
     Abandoned,
 }
@@ -293,20 +306,27 @@ impl ModuleCache {
         Key(*hasher.finalize().as_bytes())
     }
 
-    /// The compiled module for `wasm`: from memory, from disk, from another thread
-    /// compiling it now, or compiled here (then kept in memory and written to disk).
+    /// The compiled module for `wasm`, which passed `check`: from memory, from disk,
+    /// from another thread compiling it now, or compiled here (then, if it passes
+    /// `check`, kept in memory and written to disk).
     pub(crate) fn get_or_compile(
         &self,
         engine: &wasmtime::Engine,
         wasm: &[u8],
+        check: Check,
     ) -> Result<wasmtime::Module> {
-        self.get(engine, self.key(wasm), wasm)
+        self.get(engine, self.key(wasm), wasm, check)
     }
 
     /// Makes sure the disk cache holds a verified artifact of `module` (compiled from
-    /// the bytes of `key`) and returns its path; `None` without a disk cache. Failing
-    /// to write is an error here: writing is what was asked for.
-    pub(crate) fn persist(&self, key: &Key, module: &wasmtime::Module) -> Result<Option<PathBuf>> {
+    /// the `wasm_len` bytes of `key`) and returns its path; `None` without a disk
+    /// cache. Failing to write is an error here: writing is what was asked for.
+    pub(crate) fn persist(
+        &self,
+        key: &Key,
+        wasm_len: usize,
+        module: &wasmtime::Module,
+    ) -> Result<Option<PathBuf>> {
         let Some(disk) = &self.disk else {
             return match &self.disk_config {
                 None => Ok(None),
@@ -322,7 +342,7 @@ impl ModuleCache {
         };
         // The load may have been a memory hit whose file is gone since, or a file may be
         // there that does not verify and must be replaced.
-        if let Ok(Lookup::Bytes(bytes, file)) = disk.read(key)
+        if let Ok(Lookup::Bytes(bytes, file)) = disk.read(key, wasm_len)
             && disk::verify(&bytes, key).is_ok()
         {
             let _ = DiskCache::touch(&file);
@@ -331,19 +351,26 @@ impl ModuleCache {
         let artifact = module
             .serialize()
             .map_err(|e| Error::host(format_args!("cannot serialize the module: {e:#}")))?;
-        match disk.write(key, &artifact) {
+        match disk.write(key, wasm_len, &artifact) {
             Ok(Some(path)) => {
                 bump(&self.counters.disk_writes);
                 Ok(Some(path))
             }
-            Ok(None) => Err(ErrorKind::Config {
-                reason: format!(
-                    "the artifact of {} bytes does not fit in disk_cache_size of {} bytes",
-                    artifact.len() + disk::HEADER_LEN,
-                    disk.budget()
-                ),
+            Ok(None) => {
+                let len = (artifact.len() + disk::HEADER_LEN) as u64;
+                let reason = if len > disk.budget() {
+                    format!(
+                        "the artifact of {len} bytes does not fit in disk_cache_size of {} bytes",
+                        disk.budget()
+                    )
+                } else {
+                    format!(
+                        "the artifact of {len} bytes is larger than a cache file of a module of {wasm_len} bytes may be ({} bytes at most)",
+                        disk::max_file_len(wasm_len)
+                    )
+                };
+                Err(ErrorKind::Config { reason }.into())
             }
-            .into()),
             Err(e) => {
                 bump(&self.counters.disk_errors);
                 Err(Error::io(disk.dir(), e))
@@ -357,6 +384,7 @@ impl ModuleCache {
         engine: &wasmtime::Engine,
         key: Key,
         wasm: &[u8],
+        check: Check,
     ) -> Result<wasmtime::Module> {
         loop {
             let role = {
@@ -379,11 +407,16 @@ impl ModuleCache {
             };
             match role {
                 Role::Wait(other) => match other.wait() {
-                    Outcome::Ready(Ok(module)) => {
+                    Outcome::Kept(module) => {
                         bump(&self.counters.waited);
                         return Ok(module);
                     }
-                    Outcome::Ready(Err(reason)) => {
+                    Outcome::Refused(module) => {
+                        bump(&self.counters.waited);
+                        check(&module)?;
+                        return Ok(module);
+                    }
+                    Outcome::Invalid(reason) => {
                         return Err(ErrorKind::InvalidModule { reason }.into());
                     }
                     Outcome::Abandoned => continue,
@@ -396,43 +429,71 @@ impl ModuleCache {
                         flight,
                         outcome: None,
                     };
-                    let result = self.load_uncached(engine, &key, wasm);
-                    guard.outcome = Some(Outcome::Ready(match &result {
-                        Ok(m) => Ok(m.clone()),
-                        Err(e) => Err(match e.kind() {
-                            ErrorKind::InvalidModule { reason } => reason.clone(),
-                            other => other.to_string(),
-                        }),
-                    }));
+                    let (outcome, result) = self.load_uncached(engine, &key, wasm, check);
+                    guard.outcome = Some(outcome);
                     return result;
                 }
             }
         }
     }
-    /// From disk when a verified, compatible artifact is there; else compiled (and
-    /// written to disk).
+
+    /// Loads a module that memory does not hold: from disk when a verified, compatible
+    /// artifact is there, else compiled. Then runs `check`: a module that passes is
+    /// written to disk if it was compiled (and kept in memory by the flight's guard),
+    /// one that fails is kept nowhere. Returns what the waiters get and what the caller
+    /// gets.
     fn load_uncached(
         &self,
         engine: &wasmtime::Engine,
         key: &Key,
         wasm: &[u8],
-    ) -> Result<wasmtime::Module> {
-        if let Some(module) = self.load_from_disk(engine, key) {
-            bump(&self.counters.disk_hits);
-            return Ok(module);
+        check: Check,
+    ) -> (Outcome, Result<wasmtime::Module>) {
+        let (module, compiled) = match self.load_from_disk(engine, key, wasm.len()) {
+            Some(module) => {
+                bump(&self.counters.disk_hits);
+                (module, false)
+            }
+            None => {
+                bump(&self.counters.misses);
+                match compile(engine, wasm) {
+                    Ok(module) => (module, true),
+                    Err(e) => {
+                        let reason = match e.kind() {
+                            ErrorKind::InvalidModule { reason } => reason.clone(),
+                            other => other.to_string(),
+                        };
+                        return (Outcome::Invalid(reason), Err(e));
+                    }
+                }
+            }
+        };
+        if let Err(e) = check(&module) {
+            // A file from before refused modules were kept out of the cache.
+            if let (false, Some(disk)) = (compiled, &self.disk) {
+                disk.remove(key);
+            }
+            return (Outcome::Refused(module), Err(e));
         }
-        bump(&self.counters.misses);
-        let module = compile(engine, wasm)?;
+        if compiled {
+            self.write_to_disk(key, wasm.len(), &module);
+        }
+        (Outcome::Kept(module.clone()), Ok(module))
+    }
+
+    /// Writes a compiled module to the disk cache, if there is one; failures are
+    /// reported, not returned: the load goes on without the disk cache.
+    fn write_to_disk(&self, key: &Key, wasm_len: usize, module: &wasmtime::Module) {
         if let Some(disk) = &self.disk {
             match module.serialize() {
-                Ok(artifact) => match disk.write(key, &artifact) {
+                Ok(artifact) => match disk.write(key, wasm_len, &artifact) {
                     Ok(Some(path)) => {
                         bump(&self.counters.disk_writes);
                         tracing::debug!(path = %path.display(), "module cache file written");
                     }
                     Ok(None) => tracing::debug!(
                         size = artifact.len(),
-                        "compiled module larger than the disk cache budget; not written"
+                        "compiled module larger than the disk cache budget or than a cache file of its module may be; not written"
                     ),
                     Err(e) => {
                         bump(&self.counters.disk_errors);
@@ -446,15 +507,20 @@ impl ModuleCache {
                 Err(e) => tracing::warn!(error = %e, "cannot serialize a compiled module"),
             }
         }
-        Ok(module)
     }
 
-    /// The module from its disk cache file, if there is one that passes the integrity
-    /// check and that wasmtime accepts. Anything else is reported and `None`.
-    fn load_from_disk(&self, engine: &wasmtime::Engine, key: &Key) -> Option<wasmtime::Module> {
+    /// The module (of `wasm_len` wasm bytes) from its disk cache file, if there is one
+    /// that passes the integrity check and that wasmtime accepts. Anything else is
+    /// reported and `None`.
+    fn load_from_disk(
+        &self,
+        engine: &wasmtime::Engine,
+        key: &Key,
+        wasm_len: usize,
+    ) -> Option<wasmtime::Module> {
         let disk = self.disk.as_ref()?;
         let path = disk.path(key);
-        let (bytes, file) = match disk.read(key) {
+        let (bytes, file) = match disk.read(key, wasm_len) {
             Ok(Lookup::Absent) => return None,
             Ok(Lookup::Bytes(bytes, file)) => (bytes, file),
             Ok(Lookup::Rejected(reject)) => {
@@ -544,8 +610,8 @@ impl ModuleCache {
     }
 }
 
-/// Ends a flight: stores a loaded module in memory, removes the flight and wakes its
-/// waiters with the outcome — or, when dropped without one (a panic), with
+/// Ends a flight: stores a loaded module that passed the check in memory, removes the
+/// flight and wakes its waiters with the outcome — or, when dropped without one (a panic), with
 /// [`Outcome::Abandoned`] so that they try again.
 struct FlightGuard<'a> {
     cache: &'a ModuleCache,
@@ -562,7 +628,7 @@ impl Drop for FlightGuard<'_> {
             // thread can find neither and compile again.
             let mut memory = lock(&self.cache.memory);
             memory.in_flight.remove(&self.key);
-            if let Outcome::Ready(Ok(module)) = &outcome {
+            if let Outcome::Kept(module) = &outcome {
                 let evicted = memory.insert(self.key, module.clone(), self.cache.budget);
                 self.cache
                     .counters
@@ -587,6 +653,25 @@ pub(crate) fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<wasmtime
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AbiViolation;
+
+    /// A check every module passes.
+    fn accept(_: &wasmtime::Module) -> Result<()> {
+        Ok(())
+    }
+
+    /// A check every module fails.
+    fn refuse(_: &wasmtime::Module) -> Result<()> {
+        Err(Error::abi(AbiViolation::NotMembrane))
+    }
+
+    fn assert_refused(result: Result<wasmtime::Module>) {
+        let err = result.expect_err("refused");
+        assert!(
+            matches!(err.kind(), ErrorKind::Abi(AbiViolation::NotMembrane)),
+            "{err}"
+        );
+    }
 
     fn engine(config: &EngineConfig) -> wasmtime::Engine {
         wasmtime::Engine::new(&config.to_wasmtime().unwrap()).unwrap()
@@ -692,18 +777,35 @@ mod tests {
         });
         let artifact = foreign.precompile_module(&bytes).unwrap();
         let disk = cache.disk.as_ref().unwrap();
-        disk.write(&key, &artifact).unwrap().unwrap();
+        disk.write(&key, bytes.len(), &artifact).unwrap().unwrap();
 
-        cache.get_or_compile(&ours, &bytes).unwrap();
+        cache.get_or_compile(&ours, &bytes, accept).unwrap();
         let s = cache.stats();
         assert_eq!((s.disk_incompatible, s.disk_hits, s.misses), (1, 0, 1));
         assert_eq!(s.disk_writes, 1);
 
         // Replaced by an artifact this engine accepts.
         let again = ModuleCache::new(&ours, &config).unwrap();
-        again.get_or_compile(&ours, &bytes).unwrap();
+        again.get_or_compile(&ours, &bytes, accept).unwrap();
         let s = again.stats();
         assert_eq!((s.disk_hits, s.misses, s.disk_incompatible), (1, 0, 0));
+    }
+
+    /// The worst ratio of artifact to wasm bytes measured for `disk::max_file_len`: a
+    /// module of empty functions (4 bytes of wasm each). Its file fits the bound, and
+    /// needs the per-byte allowance to (the fixed part alone is too small).
+    #[test]
+    fn artifacts_of_empty_functions_fit_the_file_size_bound() {
+        let e = engine(&EngineConfig::default());
+        let wasm = wat::parse_str(format!("(module {})", "(func)".repeat(20_000))).unwrap();
+        let artifact = e.precompile_module(&wasm).unwrap();
+        let file = (disk::HEADER_LEN + artifact.len()) as u64;
+        assert!(
+            file <= disk::max_file_len(wasm.len()),
+            "{file} for {}",
+            wasm.len()
+        );
+        assert!(file > disk::max_file_len(0), "{file} for {}", wasm.len());
     }
 
     #[test]
@@ -713,7 +815,7 @@ mod tests {
         let cache = ModuleCache::new(&e, &config).unwrap();
         for _ in 0..2 {
             let err = cache
-                .get_or_compile(&e, b"\0asm\x01\0\0\0\xff")
+                .get_or_compile(&e, b"\0asm\x01\0\0\0\xff", accept)
                 .unwrap_err();
             assert!(
                 matches!(err.kind(), ErrorKind::InvalidModule { .. }),
@@ -723,6 +825,64 @@ mod tests {
         let s = cache.stats();
         assert_eq!((s.misses, s.memory_hits, s.memory_entries), (2, 0, 0));
         assert!(lock(&cache.memory).in_flight.is_empty());
+    }
+
+    /// A waiter of a flight whose module the check refused gets the check's own error
+    /// (not an invalid-module message made of it), and nothing is kept.
+    #[test]
+    fn waiters_of_a_refused_module_get_the_error_of_the_check() {
+        let config = EngineConfig::default();
+        let e = engine(&config);
+        let cache = ModuleCache::new(&e, &config).unwrap();
+        let bytes = wasm(4);
+        let key = cache.key(&bytes);
+        let flight = Arc::new(Flight {
+            outcome: Mutex::new(None),
+            done: Condvar::new(),
+        });
+        lock(&cache.memory)
+            .in_flight
+            .insert(key, Arc::clone(&flight));
+        let module = compile(&e, &bytes).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| cache.get_or_compile(&e, &bytes, refuse));
+            while Arc::strong_count(&flight) < 3 {
+                std::thread::yield_now();
+            }
+            drop(FlightGuard {
+                cache: &cache,
+                key,
+                flight: Arc::clone(&flight),
+                outcome: Some(Outcome::Refused(module)),
+            });
+            assert_refused(waiter.join().unwrap());
+        });
+        let s = cache.stats();
+        assert_eq!((s.waited, s.misses, s.memory_entries), (1, 0, 0));
+        assert!(lock(&cache.memory).in_flight.is_empty());
+    }
+
+    /// An artifact on disk of a module the check refuses (as written before refused
+    /// modules were kept out of the cache) is removed when read.
+    #[test]
+    fn a_refused_module_read_from_disk_is_removed_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..EngineConfig::default()
+        };
+        let e = engine(&config);
+        let bytes = wasm(9);
+        let first = ModuleCache::new(&e, &config).unwrap();
+        first.get_or_compile(&e, &bytes, accept).unwrap();
+        let path = first.disk.as_ref().unwrap().path(&first.key(&bytes));
+        assert!(path.exists());
+
+        let cache = ModuleCache::new(&e, &config).unwrap();
+        assert_refused(cache.get_or_compile(&e, &bytes, refuse));
+        assert!(!path.exists());
+        let s = cache.stats();
+        assert_eq!((s.disk_hits, s.misses, s.memory_entries), (1, 0, 0));
     }
 
     #[test]
@@ -741,7 +901,7 @@ mod tests {
             .in_flight
             .insert(key, Arc::clone(&flight));
         std::thread::scope(|s| {
-            let waiter = s.spawn(|| cache.get_or_compile(&e, &bytes));
+            let waiter = s.spawn(|| cache.get_or_compile(&e, &bytes, accept));
             while Arc::strong_count(&flight) < 3 {
                 std::thread::yield_now();
             }

@@ -1,5 +1,7 @@
 //! The engine: one per process, shared by threads; owns the epoch ticker and the cache.
 
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use crate::cache::{CacheStats, ModuleCache};
 use crate::clock::{Clock, Ticker};
 use crate::config::EngineConfig;
 use crate::error::{ErrorKind, LimitKind, Result};
-use crate::module::Module;
+use crate::module::{Module, check_abi};
 
 /// A wasmtime engine configured from an [`EngineConfig`], with its compiled-module
 /// cache and its epoch ticker (the clock of per-call timeouts).
@@ -74,7 +76,8 @@ impl Engine {
     /// Loads a module from its wasm bytes: checks the size limit and the memories and
     /// tables its instances would need against the memory and table limits, takes the compiled
     /// module from the cache (memory, then disk when `cache_dir` is set) or compiles it
-    /// into the cache, and checks its ABI.
+    /// into the cache, and checks its ABI. A module that fails the ABI check is not
+    /// kept in either cache.
     ///
     /// Problems with the disk cache (unwritable directory, corrupted or incompatible
     /// files) never fail a load: they are reported through `tracing` and the module is
@@ -85,11 +88,15 @@ impl Engine {
         let compiled = self
             .inner
             .cache
-            .get_or_compile(&self.inner.wasmtime, wasm)?;
+            .get_or_compile(&self.inner.wasmtime, wasm, check_abi)?;
         Module::new(self.clone(), compiled, wasm.len())
     }
 
     /// Loads a module from a `.wasm` file (see [`Engine::load`]).
+    ///
+    /// Reads at most `max_module_size` bytes and one, whatever the file is: a larger
+    /// regular file is refused before it is read, and a pipe or a device that delivers
+    /// more is refused after one byte past the limit ([`LimitKind::ModuleSize`]).
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
         let path = path.as_ref();
         self.load(&self.read_wasm(path)?)
@@ -103,16 +110,17 @@ impl Engine {
     /// the same wasmtime version and compilation settings loads them without compiling
     /// (other engines ignore them). Unlike a load, failing to write the artifact is an
     /// error here ([`ErrorKind::Io`], or [`ErrorKind::Config`] when it alone exceeds
-    /// `disk_cache_size`). Without a `cache_dir`, fills the memory cache and returns
+    /// `disk_cache_size` or the size bound of cache files for its module, see
+    /// `docs/host-guide.md`). Without a `cache_dir`, fills the memory cache and returns
     /// `None`.
     pub fn precompile(&self, wasm: &[u8]) -> Result<Option<PathBuf>> {
         self.check_size(wasm.len())?;
         crate::resources::check(wasm, &self.inner.config)?;
         let cache = &self.inner.cache;
         let key = cache.key(wasm);
-        let compiled = cache.get(&self.inner.wasmtime, key, wasm)?;
+        let compiled = cache.get(&self.inner.wasmtime, key, wasm, check_abi)?;
         let module = Module::new(self.clone(), compiled, wasm.len())?;
-        cache.persist(&key, module.wasmtime())
+        cache.persist(&key, wasm.len(), module.wasmtime())
     }
 
     /// [`Engine::precompile`] of a `.wasm` file.
@@ -126,13 +134,27 @@ impl Engine {
         self.inner.cache.stats()
     }
 
-    /// Reads a `.wasm` file, checking its size before reading it.
+    /// Reads a `.wasm` file, never more than `max_module_size` bytes and one: a regular
+    /// file larger than the limit is refused from its metadata before anything is read;
+    /// a file whose metadata does not tell its size (a pipe, a device such as
+    /// `/dev/zero`) is refused once one byte past the limit has been read.
     fn read_wasm(&self, path: &Path) -> Result<Vec<u8>> {
-        let size = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len();
-        self.check_size(usize::try_from(size).unwrap_or(usize::MAX))?;
-        std::fs::read(path).map_err(|e| Error::io(path, e))
+        let io = |e| Error::io(path, e);
+        let file = File::open(path).map_err(io)?;
+        // The metadata of the file opened, not of the path: the same file is read.
+        let meta = file.metadata().map_err(io)?;
+        let mut wasm = Vec::new();
+        if meta.is_file() {
+            let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+            self.check_size(size)?;
+            wasm.try_reserve_exact(size)
+                .map_err(|_| io(std::io::ErrorKind::OutOfMemory.into()))?;
+        }
+        let limit = self.inner.config.max_module_size;
+        let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+        file.take(bound).read_to_end(&mut wasm).map_err(io)?;
+        self.check_size(wasm.len())?;
+        Ok(wasm)
     }
 
     fn check_size(&self, size: usize) -> Result<()> {

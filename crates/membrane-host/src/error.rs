@@ -224,7 +224,8 @@ pub enum LimitKind {
     /// The module is larger than `EngineConfig::max_module_size` (checked before compiling).
     #[error("module of {size} bytes is larger than the limit of {limit}")]
     ModuleSize {
-        /// The module's size.
+        /// The module's size; for a file whose size is not known before reading it (a
+        /// pipe, a device), the bytes read before it was refused: the limit and one.
         size: usize,
         /// The limit.
         limit: usize,

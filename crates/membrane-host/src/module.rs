@@ -89,46 +89,55 @@ fn declared_abi_version(module: &wasmtime::Module) -> Result<u32> {
     declared.ok_or_else(|| Error::abi(AbiViolation::NotMembrane))
 }
 
-impl Module {
-    /// Checks the ABI of a compiled module and indexes its functions.
-    pub(crate) fn new(engine: Engine, module: wasmtime::Module, size: usize) -> Result<Module> {
-        let version = declared_abi_version(&module)?;
-        if version != ABI_VERSION {
-            return Err(Error::abi(AbiViolation::VersionMismatch {
-                module: version,
-                host: ABI_VERSION,
+/// The ABI check of a compiled module (`docs/abi.md`): its ABI version, its memory and
+/// allocation exports (memories and tables were checked before compiling, in
+/// `resources.rs`). The engine has the module cache run it before keeping a module,
+/// and [`Module::new`] runs it again.
+pub(crate) fn check_abi(module: &wasmtime::Module) -> Result<()> {
+    let version = declared_abi_version(module)?;
+    if version != ABI_VERSION {
+        return Err(Error::abi(AbiViolation::VersionMismatch {
+            module: version,
+            host: ABI_VERSION,
+        }));
+    }
+    match module.get_export(MEMORY_EXPORT) {
+        Some(ExternType::Memory(m)) if !m.is_64() && !m.is_shared() => {}
+        Some(other) => {
+            return Err(Error::abi(AbiViolation::WrongExportType {
+                name: MEMORY_EXPORT.into(),
+                expected: "a 32-bit unshared memory",
+                found: format!("{other:?}"),
             }));
         }
-        match module.get_export(MEMORY_EXPORT) {
-            Some(ExternType::Memory(m)) if !m.is_64() && !m.is_shared() => {}
-            Some(other) => {
-                return Err(Error::abi(AbiViolation::WrongExportType {
-                    name: MEMORY_EXPORT.into(),
-                    expected: "a 32-bit unshared memory",
-                    found: format!("{other:?}"),
-                }));
-            }
-            None => {
-                return Err(Error::abi(AbiViolation::MissingExport {
-                    name: MEMORY_EXPORT.into(),
-                }));
-            }
+        None => {
+            return Err(Error::abi(AbiViolation::MissingExport {
+                name: MEMORY_EXPORT.into(),
+            }));
         }
-        match module.get_export(ALLOC_EXPORT) {
-            Some(ExternType::Func(f)) if has_signature(&f, &[is_i32, is_i32], &[is_i32]) => {}
-            Some(other) => {
-                return Err(Error::abi(AbiViolation::WrongExportType {
-                    name: ALLOC_EXPORT.into(),
-                    expected: ALLOC_SIGNATURE,
-                    found: describe(&other),
-                }));
-            }
-            None => {
-                return Err(Error::abi(AbiViolation::MissingExport {
-                    name: ALLOC_EXPORT.into(),
-                }));
-            }
+    }
+    match module.get_export(ALLOC_EXPORT) {
+        Some(ExternType::Func(f)) if has_signature(&f, &[is_i32, is_i32], &[is_i32]) => {}
+        Some(other) => {
+            return Err(Error::abi(AbiViolation::WrongExportType {
+                name: ALLOC_EXPORT.into(),
+                expected: ALLOC_SIGNATURE,
+                found: describe(&other),
+            }));
         }
+        None => {
+            return Err(Error::abi(AbiViolation::MissingExport {
+                name: ALLOC_EXPORT.into(),
+            }));
+        }
+    }
+    Ok(())
+}
+
+impl Module {
+    /// Checks the ABI of a compiled module ([`check_abi`]) and indexes its functions.
+    pub(crate) fn new(engine: Engine, module: wasmtime::Module, size: usize) -> Result<Module> {
+        check_abi(&module)?;
         let mut functions = Vec::new();
         for export in module.exports() {
             let ExternType::Func(ty) = export.ty() else {

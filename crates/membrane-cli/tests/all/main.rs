@@ -1,7 +1,8 @@
 //! The `membrane` binary end to end, on the built guest examples.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn guest(name: &str) -> PathBuf {
     let dir = std::env::var_os("MEMBRANE_GUESTS_DIR")
@@ -23,8 +24,44 @@ fn membrane(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`membrane`], killed and failing the test if it runs longer than `limit`.
+fn membrane_within(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_membrane"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that `output` failed with exit status `code` and one `error:` line on
+/// stderr containing `needle`.
+fn check_failure(args: &[&str], output: &Output, code: i32, needle: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.lines().count() == 1 && stderr.contains(needle),
+        "{args:?}: {stderr}"
+    );
+}
+
+/// Runs the binary with `args` and checks its failure (see [`check_failure`]).
+fn check(args: &[&str], code: i32, needle: &str) {
+    check_failure(args, &membrane(args), code, needle);
 }
 
 #[test]
@@ -63,20 +100,6 @@ fn call_with_input_file_and_raw_output() {
 
 #[test]
 fn failures_have_clear_messages_and_exit_codes() {
-    let check = |args: &[&str], code: i32, needle: &str| {
-        let out = membrane(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        let stderr = text(&out.stderr);
-        assert!(
-            stderr.starts_with("error: ") && stderr.contains(needle),
-            "{args:?}: {stderr}"
-        );
-    };
     let echo = guest("echo");
     let echo = echo.to_str().unwrap();
     let spin = guest("spin");
@@ -114,7 +137,11 @@ fn failures_have_clear_messages_and_exit_codes() {
         2,
         "even number",
     );
-    check(&["call", "/nonexistent.wasm", "f"], 1, "/nonexistent.wasm");
+    check(
+        &["call", "/nonexistent.wasm", "f"],
+        2,
+        "cannot read /nonexistent.wasm",
+    );
     check(&["precompile", echo], 2, "--cache-dir");
     let host_fns = guest("host_fns");
     check(
@@ -169,4 +196,140 @@ fn precompile_fills_the_cache_directory() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "2a\n");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--input-hex` takes hex digits only, two per byte, whitespace between bytes only:
+/// `+` (which `u8::from_str_radix` takes as a sign), `0x` prefixes and bytes split by
+/// a space are usage errors.
+#[test]
+fn input_hex_takes_hex_digits_only() {
+    let echo = guest("echo");
+    let echo = echo.to_str().unwrap();
+    for (hex, needle) in [
+        ("+1+2", "`+` is not a hex digit"),
+        ("01 +2", "`+` is not a hex digit"),
+        ("0x01", "`x` is not a hex digit"),
+        ("-1", "`-` is not a hex digit"),
+        ("é1", "`é` is not a hex digit"),
+        ("0 1", "`0` is not a whole number of bytes"),
+        ("abc", "even number"),
+    ] {
+        // `--input-hex=-1`: as a separate argument, clap takes `-1` for a flag.
+        check(
+            &["call", echo, "echo", &format!("--input-hex={hex}")],
+            2,
+            needle,
+        );
+    }
+    let out = membrane(&["call", echo, "echo", "--input-hex", " 0A\tff  10\n"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0aff10\n");
+}
+
+/// A module file that cannot be read (missing, a directory) is a usage error, exit
+/// status 2, for every subcommand, and the message names the file. The cache directory
+/// is not created for it.
+#[test]
+fn an_unreadable_module_file_is_a_usage_error_for_every_subcommand() {
+    let cache = std::env::temp_dir().join(format!("membrane-cli-unread-{}", std::process::id()));
+    let cache = cache.to_str().unwrap();
+    let a_directory = std::env::temp_dir();
+    for module in ["/nonexistent.wasm", a_directory.to_str().unwrap()] {
+        let needle = format!("cannot read {module}");
+        check(&["call", module, "f"], 2, &needle);
+        check(&["inspect", module], 2, &needle);
+        check(&["precompile", module, "--cache-dir", cache], 2, &needle);
+    }
+    assert!(!PathBuf::from(cache).exists());
+}
+
+/// Every subcommand reads a module file up to `--max-module-size` and one byte: a
+/// regular file larger than that is refused for its size (exit status 5), and so is,
+/// quickly, a file that does not end.
+#[cfg(unix)]
+#[test]
+fn module_files_are_read_up_to_the_size_limit_by_every_subcommand() {
+    let cache = std::env::temp_dir().join(format!("membrane-cli-zero-{}", std::process::id()));
+    let cache = cache.to_str().unwrap();
+    let echo = guest("echo");
+    let echo_len = std::fs::metadata(&echo).unwrap().len();
+    let limit = ["--max-module-size", "1024"];
+    for (module, needle) in [
+        (
+            echo.to_str().unwrap(),
+            format!("module of {echo_len} bytes is larger than the limit of 1024"),
+        ),
+        (
+            "/dev/zero",
+            "module of 1025 bytes is larger than the limit of 1024".to_string(),
+        ),
+    ] {
+        for args in [
+            &["call", module, "f"][..],
+            &["inspect", module],
+            &["precompile", module, "--cache-dir", cache],
+        ] {
+            let args = [args, &limit[..]].concat();
+            let out = membrane_within(&args, Duration::from_secs(60));
+            check_failure(&args, &out, 5, &needle);
+        }
+    }
+    let _ = std::fs::remove_dir_all(cache);
+}
+
+/// `membrane --help` and the help of each subcommand list the exit statuses.
+#[test]
+fn help_lists_the_exit_statuses() {
+    for args in [
+        &["--help"][..],
+        &["call", "--help"],
+        &["inspect", "--help"],
+        &["precompile", "--help"],
+    ] {
+        let out = membrane(args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let help = text(&out.stdout);
+        for needle in [
+            "Exit status:",
+            "  1  ",
+            "  2  usage error",
+            "module or input file that cannot be read",
+            "  3  ",
+            "  4  ",
+            "  5  ",
+            "  6  ",
+        ] {
+            assert!(help.contains(needle), "{args:?}: {needle:?} not in\n{help}");
+        }
+    }
+}
+
+/// Output that cannot be written (standard output on `/dev/full`) fails every
+/// subcommand with exit status 1 and a message: not a usage error, not a panic, and
+/// not silently (`--raw` output has no newline to flush it before the end).
+#[cfg(target_os = "linux")]
+#[test]
+fn output_that_cannot_be_written_is_a_failure_of_its_own() {
+    let cache = std::env::temp_dir().join(format!("membrane-cli-full-{}", std::process::id()));
+    let cache = cache.to_str().unwrap();
+    let echo = guest("echo");
+    let echo = echo.to_str().unwrap();
+    for args in [
+        &["call", echo, "echo", "--input-hex", "2a"][..],
+        &["call", echo, "echo", "--input-hex", "2a", "--raw"],
+        &["inspect", echo],
+        &["precompile", echo, "--cache-dir", cache],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_membrane"))
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        check_failure(args, &out, 1, "cannot write the output");
+    }
+    let _ = std::fs::remove_dir_all(cache);
 }

@@ -1,5 +1,5 @@
 //! The on-disk cache: artifact file format, verification before deserializing, atomic
-//! writes, the size bound and the cleaning of abandoned temporary files.
+//! writes, the size bounds and the cleaning of abandoned temporary files.
 //!
 //! A cache file is named `<key in hex>.cwasm` and holds a fixed header followed by the
 //! artifact wasmtime produced (`Module::serialize`):
@@ -16,6 +16,9 @@
 //!
 //! Nothing in a file is handed to the unsafe `wasmtime::Module::deserialize` before
 //! [`verify`] has checked magic, version, key, length and digest of those very bytes.
+//! Before that, [`DiskCache::read`] opens a file without waiting (a FIFO could block),
+//! refuses anything but a regular file, and refuses a size no artifact of the module can
+//! have ([`max_file_len`]) before it allocates memory for the file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -40,13 +43,39 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// Temporary files older than this belong to a writer that crashed: removed.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
 
+/// Artifact bytes one wasm byte may compile to, at most (see [`max_file_len`]).
+const ARTIFACT_BYTES_PER_WASM_BYTE: u64 = 128;
+/// Artifact bytes of any module on top of those its wasm bytes account for.
+const ARTIFACT_OVERHEAD: u64 = 1 << 20;
+
+/// The largest cache file the artifact of a module of `wasm_len` wasm bytes can make:
+/// the header, 1 MiB, and 128 bytes per wasm byte. wasmtime 48's artifacts, measured on
+/// x86-64 with this host's settings (fuel and epoch checks on): about 3 bytes per wasm
+/// byte for the guest examples, 71 at worst for a module of empty functions (4 bytes of
+/// wasm and about 285 of code and metadata each; a unit test pins that they fit), and
+/// 14 KiB for a module without code. A larger file is refused before any memory is
+/// allocated for it, however large the disk budget; a larger artifact is not written
+/// (its module is compiled at every load, like one larger than the budget).
+pub(super) fn max_file_len(wasm_len: usize) -> u64 {
+    u64::try_from(wasm_len)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(ARTIFACT_BYTES_PER_WASM_BYTE)
+        .saturating_add(ARTIFACT_OVERHEAD + HEADER_LEN as u64)
+}
+
 /// Why a cache file was refused before deserializing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Reject {
+    /// A FIFO, a device, a directory, ...: only regular files are read.
+    NotAFile,
     /// Shorter than the header (an empty or truncated file).
     TooShort { len: u64 },
     /// Larger than the disk budget: not written by a cache with this budget.
     TooLarge { len: u64, budget: u64 },
+    /// Larger than any artifact of the module can be ([`max_file_len`]).
+    TooLargeForModule { len: u64, max: u64 },
+    /// The file's size changed between its metadata and the end of reading it.
+    SizeChanged { len: u64, read: u64 },
     /// Does not start with the magic bytes: not a membrane cache file.
     BadMagic,
     /// Another layout version, or reserved bits set.
@@ -62,6 +91,7 @@ pub(super) enum Reject {
 impl std::fmt::Display for Reject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Reject::NotAFile => f.write_str("not a regular file"),
             Reject::TooShort { len } => {
                 write!(
                     f,
@@ -71,6 +101,14 @@ impl std::fmt::Display for Reject {
             Reject::TooLarge { len, budget } => write!(
                 f,
                 "file of {len} bytes is larger than the disk cache budget of {budget} bytes"
+            ),
+            Reject::TooLargeForModule { len, max } => write!(
+                f,
+                "file of {len} bytes is larger than an artifact of this module can be ({max} bytes at most)"
+            ),
+            Reject::SizeChanged { len, read } => write!(
+                f,
+                "file of {len} bytes changed size while it was read ({read} bytes read)"
             ),
             Reject::BadMagic => f.write_str("not a membrane cache file (bad magic)"),
             Reject::Version { found } => write!(
@@ -197,15 +235,23 @@ impl DiskCache {
         self.dir.join(format!("{}.{EXTENSION}", key.hex()))
     }
 
-    /// Reads the file for `key` into memory, refusing files whose size cannot be that
-    /// of a file this cache wrote.
-    pub(super) fn read(&self, key: &Key) -> io::Result<Lookup> {
-        let mut file = match File::open(self.path(key)) {
+    /// Reads the file for `key`, the artifact of a module of `wasm_len` bytes, into
+    /// memory: opened without waiting, refused unless it is a regular file whose size
+    /// can be that of a file this cache wrote for that module, and only then read, up
+    /// to that size.
+    pub(super) fn read(&self, key: &Key, wasm_len: usize) -> io::Result<Lookup> {
+        let mut file = match open_without_waiting(&self.path(key)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Absent),
             Err(e) => return Err(e),
         };
-        let len = file.metadata()?.len();
+        // The metadata of the file opened, not of the path: what is checked is what
+        // is read.
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(Lookup::Rejected(Reject::NotAFile));
+        }
+        let len = meta.len();
         if len < HEADER_LEN as u64 {
             return Ok(Lookup::Rejected(Reject::TooShort { len }));
         }
@@ -215,10 +261,26 @@ impl DiskCache {
                 budget: self.budget,
             }));
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        // At most one byte past the size seen: a file growing meanwhile fails the
-        // length check instead of being read without end.
-        (&mut file).take(len + 1).read_to_end(&mut bytes)?;
+        let max = max_file_len(wasm_len);
+        if len > max {
+            return Ok(Lookup::Rejected(Reject::TooLargeForModule { len, max }));
+        }
+        // Allocated only now that the size is bounded, and without aborting if the
+        // allocator refuses.
+        let mut bytes = Vec::new();
+        usize::try_from(len)
+            .ok()
+            .and_then(|n| bytes.try_reserve_exact(n).ok())
+            .ok_or(io::ErrorKind::OutOfMemory)?;
+        // At most one byte past the size seen: a file growing meanwhile is noticed
+        // instead of being read without end.
+        (&mut file)
+            .take(len.saturating_add(1))
+            .read_to_end(&mut bytes)?;
+        let read = bytes.len() as u64;
+        if read != len {
+            return Ok(Lookup::Rejected(Reject::SizeChanged { len, read }));
+        }
         Ok(Lookup::Bytes(bytes, file))
     }
 
@@ -227,14 +289,21 @@ impl DiskCache {
         file.set_modified(SystemTime::now())
     }
 
-    /// Writes `artifact` for `key`: into a new temporary file in the directory, synced,
-    /// then renamed over the final name, so that readers (in this process or another)
-    /// see the old file, no file, or the whole new file, never a part. Then removes
-    /// oldest-used files past the budget. Returns the final path, or `None` when the
-    /// file alone would exceed the budget (nothing is written).
-    pub(super) fn write(&self, key: &Key, artifact: &[u8]) -> io::Result<Option<PathBuf>> {
+    /// Writes `artifact` for `key`, compiled from a module of `wasm_len` bytes: into a
+    /// new temporary file in the directory, synced, then renamed over the final name,
+    /// so that readers (in this process or another) see the old file, no file, or the
+    /// whole new file, never a part. Then removes oldest-used files past the budget.
+    /// Returns the final path, or `None` when [`DiskCache::read`] would refuse the
+    /// file for its size: larger than the budget or than [`max_file_len`] (nothing is
+    /// written).
+    pub(super) fn write(
+        &self,
+        key: &Key,
+        wasm_len: usize,
+        artifact: &[u8],
+    ) -> io::Result<Option<PathBuf>> {
         let total = (HEADER_LEN + artifact.len()) as u64;
-        if total > self.budget {
+        if total > self.budget || total > max_file_len(wasm_len) {
             return Ok(None);
         }
         let path = self.path(key);
@@ -399,6 +468,17 @@ fn create_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens a file for reading without waiting: on Unix with `O_NONBLOCK`, so that a FIFO
+/// found in place of a cache file does not block until some writer opens it (it is
+/// then refused as not a regular file). Reads of a regular file ignore the flag.
+fn open_without_waiting(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
+}
+
 /// Makes a rename durable (best effort; not possible on every platform).
 fn sync_dir(dir: &Path) {
     #[cfg(unix)]
@@ -485,6 +565,62 @@ mod tests {
         }
     }
 
+    /// What `read` answered, for assertions (`Lookup` holds a `File`).
+    fn lookup(disk: &DiskCache, key: &Key, wasm_len: usize) -> Result<usize, Reject> {
+        match disk.read(key, wasm_len).unwrap() {
+            Lookup::Absent => panic!("no file"),
+            Lookup::Bytes(bytes, _) => Ok(bytes.len()),
+            Lookup::Rejected(r) => Err(r),
+        }
+    }
+
+    #[test]
+    fn sizes_no_artifact_of_the_module_can_have_are_neither_written_nor_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::open(dir.path(), u64::MAX).unwrap();
+        let max = max_file_len(10);
+        assert_eq!(max, 88 + (1 << 20) + 10 * 128);
+        let largest = vec![7u8; (max - HEADER_LEN as u64) as usize];
+        let path = disk.write(&key(1), 10, &largest).unwrap().unwrap();
+        assert_eq!(lookup(&disk, &key(1), 10), Ok(max as usize));
+        assert_eq!(
+            disk.write(&key(2), 10, &[largest, vec![0]].concat())
+                .unwrap(),
+            None
+        );
+        // The same file read for a smaller module, and claiming 1 TiB (sparse): refused
+        // from the metadata, nothing read or allocated.
+        assert_eq!(
+            lookup(&disk, &key(1), 9),
+            Err(Reject::TooLargeForModule {
+                len: max,
+                max: max - 128
+            })
+        );
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        assert_eq!(
+            lookup(&disk, &key(1), 10),
+            Err(Reject::TooLargeForModule { len: 1 << 40, max })
+        );
+        assert_eq!(max_file_len(usize::MAX), u64::MAX);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::open(dir.path(), u64::MAX).unwrap();
+        fs::create_dir(disk.path(&key(1))).unwrap();
+        assert_eq!(lookup(&disk, &key(1), 10), Err(Reject::NotAFile));
+        std::os::unix::fs::symlink("/dev/null", disk.path(&key(2))).unwrap();
+        assert_eq!(lookup(&disk, &key(2), 10), Err(Reject::NotAFile));
+    }
+
     #[test]
     fn artifact_names() {
         let k = key(0xab);
@@ -501,8 +637,11 @@ mod tests {
     #[test]
     fn reject_messages_are_lower_case_without_trailing_period() {
         for r in [
+            Reject::NotAFile,
             Reject::TooShort { len: 3 },
             Reject::TooLarge { len: 3, budget: 1 },
+            Reject::TooLargeForModule { len: 3, max: 1 },
+            Reject::SizeChanged { len: 3, read: 4 },
             Reject::BadMagic,
             Reject::Version { found: 2 },
             Reject::Length {

@@ -14,11 +14,20 @@ use crate::support::guest_bytes;
 /// A valid membrane module (memory, allocation entry, ABI version export) with
 /// `functions` functions of some size; `seed` makes its bytes, and its key, unique.
 fn generated(seed: u32, functions: u32) -> Vec<u8> {
-    let mut wat = String::from(
+    generated_with(seed, functions, r#"(func (export "__membrane_abi_v1"))"#)
+}
+
+/// [`generated`] without the ABI version export: valid wasm that the ABI check refuses.
+fn generated_not_membrane(seed: u32, functions: u32) -> Vec<u8> {
+    generated_with(seed, functions, "")
+}
+
+fn generated_with(seed: u32, functions: u32, abi_export: &str) -> Vec<u8> {
+    let mut wat = format!(
         r#"(module
   (memory (export "memory") 1)
   (func (export "__membrane_alloc") (param i32 i32) (result i32) i32.const 8)
-  (func (export "__membrane_abi_v1"))
+  {abi_export}
 "#,
     );
     for f in 0..functions {
@@ -193,6 +202,58 @@ fn a_module_asked_for_by_many_threads_at_once_is_compiled_once() {
     assert_eq!(s.memory_hits + s.waited, 7, "{s:?}");
 }
 
+fn assert_not_membrane(result: Result<impl std::fmt::Debug, membrane_host::Error>) {
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Abi(AbiViolation::NotMembrane)),
+        "{err:?}"
+    );
+}
+
+/// A module that compiles but fails the ABI check takes no room in either cache, by
+/// a load or by a precompile: nothing in memory, no file on disk, and every later load
+/// compiles it again and is refused again.
+#[test]
+fn a_module_refused_by_the_abi_check_is_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = disk_engine(dir.path());
+    let wasm = generated_not_membrane(100, 4);
+    for _ in 0..2 {
+        assert_not_membrane(engine.load(&wasm));
+        assert_not_membrane(engine.precompile(&wasm));
+    }
+    let s = engine.cache_stats();
+    assert_eq!(answers(s), (0, 0, 0, 4), "{s:?}");
+    assert_eq!(
+        (s.memory_entries, s.memory_bytes, s.disk_writes),
+        (0, 0, 0),
+        "{s:?}"
+    );
+    assert!(artifacts(dir.path()).is_empty(), "{:?}", names(dir.path()));
+}
+
+/// Threads asking at once for a module the ABI check refuses: it is still compiled
+/// once, every thread gets the refusal, and nothing is kept.
+#[test]
+fn a_refused_module_asked_for_by_many_threads_at_once_is_compiled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = disk_engine(dir.path());
+    let wasm = generated_not_membrane(101, 400);
+    let barrier = Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                assert_not_membrane(engine.load(&wasm));
+            });
+        }
+    });
+    let s = engine.cache_stats();
+    assert_eq!((s.misses, s.waited), (1, 7), "{s:?}");
+    assert_eq!((s.memory_entries, s.disk_writes), (0, 0), "{s:?}");
+    assert!(artifacts(dir.path()).is_empty(), "{:?}", names(dir.path()));
+}
+
 #[test]
 fn a_new_engine_loads_from_disk_what_an_earlier_one_compiled() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,7 +312,18 @@ fn artifact_of(wasm: &[u8], config: EngineConfig) -> Vec<u8> {
 /// integrity check caught it), recompiles, replaces the file with one a third engine
 /// loads, and never fails the load.
 fn check_damage(what: &str, damage: impl FnOnce(&Path, &[u8])) {
+    check_damage_with(what, EngineConfig::default(), damage);
+}
+
+/// [`check_damage`] with engines of `config` (and the directory as `cache_dir`).
+fn check_damage_with(what: &str, config: EngineConfig, damage: impl FnOnce(&Path, &[u8])) {
     let dir = tempfile::tempdir().unwrap();
+    let disk_engine = |dir: &Path| {
+        engine(EngineConfig {
+            cache_dir: Some(dir.to_path_buf()),
+            ..config.clone()
+        })
+    };
     let wasm = generated(40, 8);
     disk_engine(dir.path()).load(&wasm).unwrap();
     let path = only_artifact(dir.path());
@@ -344,6 +416,100 @@ fn a_file_of_random_bytes_is_recompiled() {
             b.drain(..88);
         })
     });
+}
+
+/// Makes a FIFO at `path` (with the `mkfifo` command: no `unsafe` in tests).
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Opening a FIFO for reading waits for a writer, so one put where an artifact belongs
+/// would block every load of that module for ever. It is refused without waiting,
+/// and replaced. Were a load to block, a watchdog releases it after a while (opening
+/// a FIFO for reading and writing does not wait) and the test fails.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_an_artifact_is_refused_without_blocking() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    let released = AtomicBool::new(false);
+    let (finished, watch) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        check_damage("a fifo", |path, _| {
+            fs::remove_file(path).unwrap();
+            mkfifo(path);
+            let path = path.to_path_buf();
+            let released = &released;
+            s.spawn(move || {
+                if watch.recv_timeout(Duration::from_secs(30))
+                    == Err(mpsc::RecvTimeoutError::Timeout)
+                {
+                    released.store(true, Ordering::Relaxed);
+                    drop(OpenOptions::new().read(true).write(true).open(&path));
+                }
+            });
+        });
+        drop(finished);
+    });
+    assert!(
+        !released.load(Ordering::Relaxed),
+        "a load waited for a writer on the fifo"
+    );
+}
+
+/// A directory where an artifact belongs is refused as not a regular file (it used to
+/// be opened and fail to read, an i/o error), and left alone with what it holds.
+#[cfg(unix)]
+#[test]
+fn a_directory_in_place_of_an_artifact_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = generated(42, 4);
+    disk_engine(dir.path()).load(&wasm).unwrap();
+    let path = only_artifact(dir.path());
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    fs::write(path.join("inside"), b"not the cache's").unwrap();
+
+    let engine = disk_engine(dir.path());
+    load_and_instantiate(&engine, &wasm);
+    let s = engine.cache_stats();
+    assert_eq!(answers(s), (0, 0, 0, 1), "{s:?}");
+    // Refused, then not replaceable: the rename over a directory fails.
+    assert_eq!(
+        (s.disk_rejects, s.disk_writes, s.disk_errors),
+        (1, 0, 1),
+        "{s:?}"
+    );
+    assert_eq!(fs::read(path.join("inside")).unwrap(), b"not the cache's");
+}
+
+/// A file whose metadata claims a size larger than memory (a sparse file of 1 TiB)
+/// under an unlimited disk budget: refused for its size before anything is allocated
+/// for it (it used to abort the process, failing to allocate a buffer of that size),
+/// recompiled and replaced.
+#[test]
+fn an_artifact_claiming_a_huge_size_is_refused_before_allocating() {
+    check_damage_with(
+        "a sparse file of 1 TiB",
+        EngineConfig {
+            disk_cache_size: u64::MAX,
+            ..EngineConfig::default()
+        },
+        |path, _| {
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(1 << 40)
+                .unwrap();
+        },
+    );
 }
 
 #[test]

@@ -227,6 +227,74 @@ fn module_size_is_limited_before_compiling() {
     );
 }
 
+/// The size error of a file read up to `limit` bytes and one more.
+#[cfg(unix)]
+fn assert_refused_after_one_byte_past(err: &membrane_host::Error, limit: usize) {
+    assert!(
+        matches!(err.kind(), ErrorKind::Limit(LimitKind::ModuleSize { size, limit: l }) if *size == limit + 1 && *l == limit),
+        "{err:?}"
+    );
+}
+
+/// A file whose metadata does not tell its size (`/dev/zero` says 0 bytes and never
+/// ends) is read up to the limit and one byte more, then refused for its size.
+#[cfg(unix)]
+#[test]
+fn a_module_file_of_unknown_size_is_read_up_to_the_limit_only() {
+    let limit = 1 << 20;
+    let engine = engine_with(EngineConfig {
+        max_module_size: limit,
+        ..EngineConfig::default()
+    });
+    let started = Instant::now();
+    let err = engine.load_file("/dev/zero").unwrap_err();
+    assert_refused_after_one_byte_past(&err, limit);
+    let err = engine.precompile_file("/dev/zero").unwrap_err();
+    assert_refused_after_one_byte_past(&err, limit);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A pipe carrying four times the limit: the load stops reading one byte past the
+/// limit and closes the pipe, so the writer sees it broken instead of delivering all.
+#[cfg(unix)]
+#[test]
+fn a_module_pipe_longer_than_the_limit_is_refused_after_one_byte_past_it() {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
+    let limit = 64 << 10;
+    let engine = engine_with(EngineConfig {
+        max_module_size: limit,
+        ..EngineConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("module.wasm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (result, written) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            // Blocks until the engine opens the pipe for reading.
+            let mut pipe = OpenOptions::new().write(true).open(&fifo)?;
+            pipe.write_all(&vec![0u8; 4 * limit])
+        });
+        let result = engine.load_file(&fifo);
+        // Had the load not opened the pipe, this would release the writer (opening
+        // a FIFO for reading and writing does not block); dropped at once.
+        drop(OpenOptions::new().read(true).write(true).open(&fifo));
+        (result, writer.join().unwrap())
+    });
+    assert_refused_after_one_byte_past(&result.unwrap_err(), limit);
+    let err = written.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+}
+
 #[test]
 fn one_engine_many_threads() {
     let engine = engine_with(EngineConfig::default());
