@@ -9,6 +9,9 @@
 //!   with `(acc, i)` for each `i`) against a WAT guest doing the same with a bare host
 //!   import (8-byte request read from guest memory, 4-byte response written through the
 //!   guest's allocation entry).
+//! - `timeout/64B`: echo 64 B on an engine with the default 5 s timeout (deadline armed
+//!   on the engine's clock at each call, epoch callback once per tick) against the same
+//!   on an engine without timeout (`none/64B`).
 //! - `instantiate`: a fresh membrane instance against a bare `InstancePre::instantiate`
 //!   of the same module, with the on-demand and with the pooling allocator.
 //!
@@ -119,5 +122,25 @@ fn instantiate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, echo, host_call, instantiate);
+fn timeout(c: &mut Criterion) {
+    let input: Vec<u8> = (0..64).map(|i| (i * 7 + 3) as u8).collect();
+    let mut group = c.benchmark_group("timeout");
+    for (label, config) in [("default", EngineConfig::default()), ("none", config())] {
+        let engine = Engine::new(config).unwrap();
+        let mut instance = engine
+            .load(&guest("echo"))
+            .unwrap()
+            .prepare(&HostFunctions::new())
+            .unwrap()
+            .instantiate(())
+            .unwrap();
+        assert_eq!(instance.call_raw("echo", &input).unwrap(), input);
+        group.bench_with_input(BenchmarkId::new(label, "64B"), &input, |b, input| {
+            b.iter(|| black_box(instance.call_raw("echo", black_box(input)).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, echo, host_call, timeout, instantiate);
 criterion_main!(benches);
