@@ -151,11 +151,17 @@ struct ResponseBuffer {
     cap: u32,
 }
 
+/// A bytes host function after type erasure: host state and the request payload,
+/// borrowed where it lies in guest memory.
+type BytesFn<T> = dyn Fn(&mut T, &[u8]) -> std::result::Result<Vec<u8>, HostError> + Send + Sync;
+
 enum Registered<T: 'static> {
     /// Decodes its typed input from guest memory and encodes its output straight into it.
     Typed(Arc<TypedFn<T>>),
     /// Receives a copy of the request payload, returns the response payload.
     Raw(Arc<ErasedFn<T>>),
+    /// Receives the request payload borrowed from guest memory, returns the response.
+    Bytes(Arc<BytesFn<T>>),
 }
 
 impl<T: 'static> Clone for Registered<T> {
@@ -163,6 +169,7 @@ impl<T: 'static> Clone for Registered<T> {
         match self {
             Registered::Typed(f) => Registered::Typed(f.clone()),
             Registered::Raw(f) => Registered::Raw(f.clone()),
+            Registered::Bytes(f) => Registered::Bytes(f.clone()),
         }
     }
 }
@@ -249,7 +256,12 @@ impl<T: Send + 'static> HostFunctions<T> {
         self.insert(name, Registered::Typed(Arc::new(typed)))
     }
 
-    /// Registers a host function that works on raw payload bytes.
+    /// Registers a host function that works on raw payload bytes: the closure receives
+    /// a copy of the request payload (exactly the bytes a guest passes to a bytes host
+    /// function of `host_externs!`, or the postcard encoding of a typed one's input)
+    /// and returns the response payload. It may call back into the instance through
+    /// its [`HostContext`]; when it need not, [`HostFunctions::register_bytes`] saves
+    /// the copy.
     pub fn register_raw<F>(&mut self, name: &str, f: F) -> &mut Self
     where
         F: for<'a, 'c> Fn(
@@ -261,6 +273,31 @@ impl<T: Send + 'static> HostFunctions<T> {
             + 'static,
     {
         self.insert(name, Registered::Raw(Arc::new(f)))
+    }
+
+    /// Registers a host function on raw bytes that reads the request where it lies in
+    /// guest memory: no copy of the request, no serialization, and the returned bytes
+    /// are written once into the response envelope.
+    ///
+    /// The closure gets the instance's host state and the request payload (already
+    /// verified; decompressed if the guest compressed it). While it borrows guest
+    /// memory it cannot call back into the instance: use
+    /// [`HostFunctions::register_raw`] for that.
+    ///
+    /// ```
+    /// use membrane_host::{HostError, HostFunctions};
+    ///
+    /// let mut host = HostFunctions::<u64>::new();
+    /// host.register_bytes("reverse", |seen: &mut u64, input: &[u8]| -> Result<Vec<u8>, HostError> {
+    ///     *seen += input.len() as u64;
+    ///     Ok(input.iter().rev().copied().collect())
+    /// });
+    /// ```
+    pub fn register_bytes<F>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(&mut T, &[u8]) -> std::result::Result<Vec<u8>, HostError> + Send + Sync + 'static,
+    {
+        self.insert(name, Registered::Bytes(Arc::new(f)))
     }
 
     fn insert(&mut self, name: &str, f: Registered<T>) -> &mut Self {
@@ -312,6 +349,9 @@ impl<T: Send + 'static> HostFunctions<T> {
                             // unwinding through wasm frames into the caller.
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &f {
                                 Registered::Typed(f) => f(&mut caller, &name, ptr, len, buf),
+                                Registered::Bytes(f) => {
+                                    call_bytes_host_fn(&mut caller, &**f, ptr, len, buf)
+                                }
                                 Registered::Raw(f) => {
                                     call_raw_host_fn(&mut caller, &name, &**f, ptr, len, buf)
                                 }
@@ -425,12 +465,70 @@ fn call_raw_host_fn<T: 'static>(
     let result = f(&mut HostContext { caller, name }, &request);
     no_fault(caller)?;
     match result {
-        Ok(output) => write_envelope(caller, buf, output.len(), |body| {
-            body.copy_from_slice(&output);
-            Ok(())
-        }),
+        Ok(output) => write_bytes(caller, buf, &output),
         Err(e) => write_error(caller, &e, buf),
     }
+}
+
+/// Serves a bytes host function ([`HostFunctions::register_bytes`]): the request
+/// payload is handed to `f` where it lies in guest memory, beside the host state.
+fn call_bytes_host_fn<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    f: &BytesFn<T>,
+    ptr: u32,
+    len: u32,
+    buf: ResponseBuffer,
+) -> Result<u64> {
+    caller.data_mut().limits.forget_denials();
+    let memory = memory(caller)?;
+    {
+        let data = memory.data(&*caller);
+        check_response_buffer(data, buf)?;
+        guest_region(data, ptr, len, "host function request")?;
+    }
+    charge_fuel(caller, len)?;
+    let codec = Codec::new(caller.data().codec);
+    let result = {
+        let (data, store) = memory.data_and_store_mut(&mut *caller);
+        let request = guest_region(data, ptr, len, "host function request")?;
+        let envelope = codec
+            .decode(request)
+            .map_err(|e| Error::bad_envelope("host function request", e))?;
+        match envelope.uncompressed_payload() {
+            Some(payload) => f(&mut store.state, payload),
+            None => {
+                let mut scratch = Vec::new();
+                let payload = envelope
+                    .payload(&mut scratch)
+                    .map_err(|e| Error::bad_envelope("host function request", e))?;
+                f(&mut store.state, payload)
+            }
+        }
+    };
+    match result {
+        Ok(output) => write_bytes(caller, buf, &output),
+        Err(e) => write_error(caller, &e, buf),
+    }
+}
+
+/// Writes a response envelope carrying `bytes`: copied and checksummed in one pass.
+fn write_bytes<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    buf: ResponseBuffer,
+    bytes: &[u8],
+) -> Result<u64> {
+    let total = u32::try_from(bytes.len())
+        .ok()
+        .and_then(|len| len.checked_add(HEADER_LEN as u32))
+        .ok_or_else(|| Error::host("host function output is larger than an envelope can carry"))?;
+    let (ptr, region) = response_region(caller, buf, total)?;
+    Codec::new(membrane_codec::CodecConfig {
+        compress_threshold: None,
+        ..membrane_codec::CodecConfig::default()
+    })
+    .encode_into(region, bytes, Flags::NONE)
+    .map_err(|e| Error::host(format_args!("cannot encode host function output: {e}")))?;
+    Ok(pack_ptr_len(ptr, total))
 }
 
 /// The error for a host function that panicked.
@@ -758,7 +856,9 @@ fn crc32_of_guest_region<T: 'static>(
     len: u32,
 ) -> Result<u32> {
     use membrane_codec::Checksum;
-    caller.data_mut().limits.forget_denials();
+    let data = caller.data_mut();
+    data.limits.forget_denials();
+    data.crc32_calls += 1;
     let Some(memory) = caller.data().handles.as_ref().map(|h| h.memory) else {
         return Err(import_during_start(INTRINSICS_MODULE, CRC32_IMPORT));
     };

@@ -311,6 +311,13 @@ impl<T: Send + 'static> Instance<T> {
         self.store.get_fuel().ok()
     }
 
+    /// How many times the guest called the `membrane.crc32` intrinsic since the
+    /// instance was made (a diagnostic: a `membrane-guest` module calls it to checksum
+    /// the envelopes of 64 bytes or more that it writes, never for one the host wrote).
+    pub fn crc32_calls(&self) -> u64 {
+        self.store.data().crc32_calls
+    }
+
     /// The module this is an instance of.
     pub fn module(&self) -> &Module {
         &self.handles.module

@@ -29,6 +29,8 @@ pub(crate) struct StoreData<T> {
     pub(crate) codec: membrane_codec::CodecConfig,
     /// Fuel each top-level call starts with (`None`: metering off).
     pub(crate) fuel_limit: Option<u64>,
+    /// Calls of the `membrane.crc32` intrinsic since the instance was made.
+    pub(crate) crc32_calls: u64,
 }
 
 /// A guest function with the ABI signature `(ptr, len) -> ptr << 32 | len`.
@@ -65,6 +67,7 @@ impl<T> StoreData<T> {
             max_depth,
             codec,
             fuel_limit: None,
+            crc32_calls: 0,
         }
     }
 

@@ -337,3 +337,45 @@ fn no_guest_code_runs_after_a_nested_call_traps() {
     assert!(second.contains("Unreachable"), "{second}");
     assert!(instance.is_poisoned());
 }
+
+/// A bytes host function sees the request payload as the guest sent it (here a raw
+/// host function's request written by hand) and its bytes come back as the response
+/// payload; a raw one sees the same bytes, as a copy.
+#[test]
+fn bytes_and_raw_host_functions_see_the_payload_the_guest_sent() {
+    let payload: Vec<u8> = (0..=255u8).collect();
+    let request = crate::hostile::envelope(0, &payload);
+    let wasm = crate::support::wat_module(
+        2,
+        r#"(import "membrane_host" "f" (func $f (param i32 i32 i32 i32) (result i64)))"#,
+        &format!(
+            r#"{data}
+  (func (export "run") (param i32 i32) (result i64)
+    (call $f (i32.const 256) (i32.const {len}) (i32.const 0) (i32.const 0)))"#,
+            data = crate::hostile::data(256, &request),
+            len = request.len(),
+        ),
+    );
+    let module = crate::support::engine().load(&wasm).unwrap();
+    let mut bytes = HostFunctions::<Vec<u8>>::new();
+    bytes.register_bytes("f", |seen: &mut Vec<u8>, input: &[u8]| {
+        seen.extend_from_slice(input);
+        Ok(input.iter().rev().copied().collect())
+    });
+    let mut raw = HostFunctions::<Vec<u8>>::new();
+    raw.register_raw("f", |ctx, input| {
+        ctx.state_mut().extend_from_slice(input);
+        Ok(input.iter().rev().copied().collect())
+    });
+    let reversed: Vec<u8> = payload.iter().rev().copied().collect();
+    for host in [bytes, raw] {
+        let mut instance = module
+            .prepare(&host)
+            .unwrap()
+            .instantiate(Vec::new())
+            .unwrap();
+        // `run` returns the host's response envelope as its own output.
+        assert_eq!(instance.call_raw("run", &[]).unwrap(), reversed);
+        assert_eq!(instance.state(), &payload);
+    }
+}

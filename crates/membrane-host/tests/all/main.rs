@@ -5,6 +5,7 @@
 mod abi;
 mod cache;
 mod calls;
+mod checksums;
 mod host_fns;
 mod hostile;
 mod limits;
