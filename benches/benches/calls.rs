@@ -5,6 +5,9 @@
 //!   the host, output envelope verified and copied out) against `floor/<size>`: a
 //!   hand-written WAT guest doing the same work with no envelope (allocation call, copy
 //!   in, typed call, copy out).
+//!   `floor-checksummed/<size>`: the same floor plus the least a checksummed protocol
+//!   must do: crc32fast over the input before copying it in and over the output after
+//!   copying it out.
 //! - `host_call`: 1000 guest→host calls from the host-fns guest (`sum_to(1000)`: `add`
 //!   with `(acc, i)` for each `i`) against a WAT guest doing the same with a bare host
 //!   import (8-byte request read from guest memory, 4-byte response written through the
@@ -12,6 +15,10 @@
 //! - `timeout/64B`: echo 64 B on an engine with the default 5 s timeout (deadline armed
 //!   on the engine's clock at each call, epoch callback once per tick) against the same
 //!   on an engine without timeout (`none/64B`).
+//! - `read/*/64KiB`: a 64 KiB output read by `call_raw`, by `call_with` copying it, and
+//!   by `call_with` summing it in place.
+//! - `threads/echo/{1,2}x64B`: echo 64 B on one thread, and on two threads with an
+//!   instance each; the throughputs' ratio is the scaling over cores.
 //! - `instantiate`: a fresh membrane instance against a bare `InstancePre::instantiate`
 //!   of the same module, with the on-demand and with the pooling allocator.
 //!
@@ -61,6 +68,11 @@ fn echo(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("floor", label), &input, |b, input| {
             b.iter(|| black_box(floor.echo(black_box(input))))
         });
+        group.bench_with_input(
+            BenchmarkId::new("floor-checksummed", label),
+            &input,
+            |b, input| b.iter(|| black_box(floor.echo_checksummed(black_box(input)))),
+        );
     }
     group.finish();
 }
@@ -142,5 +154,97 @@ fn timeout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, echo, host_call, timeout, instantiate);
+/// The three ways of reading a 64 KiB output: `call_raw` (copied out and verified in one
+/// pass), `call_with` copying it (verified in place, then copied: two passes), and
+/// `call_with` reading it in place (verified in place only).
+fn read(c: &mut Criterion) {
+    let engine = Engine::new(config()).unwrap();
+    let mut instance = engine
+        .load(&guest("echo"))
+        .unwrap()
+        .prepare(&HostFunctions::new())
+        .unwrap()
+        .instantiate(())
+        .unwrap();
+    let input: Vec<u8> = (0..64 << 10).map(|i| (i * 7 + 3) as u8).collect();
+    let sum = |b: &[u8]| b.iter().map(|&x| u64::from(x)).sum::<u64>();
+    assert_eq!(instance.call_raw("echo", &input).unwrap(), input);
+    let mut group = c.benchmark_group("read");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.bench_function("call_raw/64KiB", |b| {
+        b.iter(|| black_box(instance.call_raw("echo", black_box(&input)).unwrap()))
+    });
+    group.bench_function("call_with-to_vec/64KiB", |b| {
+        b.iter(|| {
+            black_box(
+                instance
+                    .call_with("echo", black_box(&input), <[u8]>::to_vec)
+                    .unwrap(),
+            )
+        })
+    });
+    group.bench_function("call_with-sum/64KiB", |b| {
+        b.iter(|| black_box(instance.call_with("echo", black_box(&input), sum).unwrap()))
+    });
+    group.finish();
+}
+
+/// Echo 64 B from one thread, and from two threads at once on two instances of one
+/// engine: an iteration is one call per thread, so the two-thread throughput over the
+/// one-thread one is the scaling.
+fn threads(c: &mut Criterion) {
+    let engine = Engine::new(config()).unwrap();
+    let pre = engine
+        .load(&guest("echo"))
+        .unwrap()
+        .prepare(&HostFunctions::new())
+        .unwrap();
+    let input: Vec<u8> = (0..64).map(|i| (i * 7 + 3) as u8).collect();
+    let mut instances = [pre.instantiate(()).unwrap(), pre.instantiate(()).unwrap()];
+    for instance in &mut instances {
+        assert_eq!(instance.call_raw("echo", &input).unwrap(), input);
+    }
+    let mut group = c.benchmark_group("threads");
+    for n in [1usize, 2] {
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("echo", format!("{n}x64B")), |b| {
+            b.iter_custom(|iters| {
+                let start = std::sync::Barrier::new(n);
+                std::thread::scope(|s| {
+                    let workers: Vec<_> = instances[..n]
+                        .iter_mut()
+                        .map(|instance| {
+                            let (start, input) = (&start, &input);
+                            s.spawn(move || {
+                                start.wait();
+                                let t = std::time::Instant::now();
+                                for _ in 0..iters {
+                                    black_box(instance.call_raw("echo", black_box(input)).unwrap());
+                                }
+                                t.elapsed()
+                            })
+                        })
+                        .collect();
+                    // The batch lasts as long as its slowest thread.
+                    workers
+                        .into_iter()
+                        .map(|w| w.join().unwrap())
+                        .max()
+                        .unwrap()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    echo,
+    host_call,
+    timeout,
+    read,
+    threads,
+    instantiate
+);
 criterion_main!(benches);

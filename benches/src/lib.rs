@@ -21,6 +21,7 @@ pub fn guest(name: &str) -> Vec<u8> {
 pub const FLOOR_WAT: &str = r#"
 (module
   (import "host" "add" (func $add (param i32 i32) (result i64)))
+  (import "host" "echo_bytes" (func $echo_bytes (param i32 i32) (result i64)))
   (memory (export "memory") 1)
   (global $bump (mut i32) (i32.const 1024))
   (func $alloc (export "alloc") (param $len i32) (param $reset i32) (result i32)
@@ -37,6 +38,10 @@ pub const FLOOR_WAT: &str = r#"
   ;; echo: returns its input where it lies
   (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
     (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+  ;; passes its input to the host `echo_bytes` and returns the host's response where
+  ;; the host wrote it
+  (func (export "through_host") (param $ptr i32) (param $len i32) (result i64)
+    (call $echo_bytes (local.get $ptr) (local.get $len)))
   ;; calls the host `add` $n times, passing (acc, i) as 8 bytes, reading back 4 bytes
   (func (export "sum_n") (param $n i32) (result i32)
     (local $i i32) (local $acc i32) (local $req i32) (local $res i64)
@@ -69,6 +74,7 @@ pub struct Floor {
     memory: Memory,
     alloc: TypedFunc<(u32, u32), u32>,
     echo: TypedFunc<(u32, u32), u64>,
+    through_host: TypedFunc<(u32, u32), u64>,
     sum_n: TypedFunc<u32, u32>,
     fuel: Option<u64>,
 }
@@ -99,6 +105,27 @@ impl Floor {
                     Ok((u64::from(out) << 32) | 4)
                 },
             )
+            .unwrap()
+            .func_wrap(
+                "host",
+                "echo_bytes",
+                |mut caller: Caller<'_, FloorData>, ptr: u32, len: u32| -> wasmtime::Result<u64> {
+                    // What a bytes host function does with a bare import: read the
+                    // request where it lies, make the response (here a copy), place it
+                    // in guest memory through the allocation entry.
+                    let exports = caller.data().exports.clone().unwrap();
+                    let (memory, alloc) = (&exports.0, &exports.1);
+                    let response = memory
+                        .data(&caller)
+                        .get(ptr as usize..ptr as usize + len as usize)
+                        .ok_or_else(|| wasmtime::Error::msg("oob"))?
+                        .to_vec();
+                    let out = alloc.call(&mut caller, (len, 0))?;
+                    memory.data_mut(&mut caller)[out as usize..out as usize + len as usize]
+                        .copy_from_slice(&response);
+                    Ok((u64::from(out) << 32) | u64::from(len))
+                },
+            )
             .unwrap();
         let mut store = Store::new(wt, FloorData::default());
         let fuel = engine.config().metering_limit;
@@ -115,6 +142,7 @@ impl Floor {
             memory,
             alloc,
             echo: instance.get_typed_func(&mut store, "echo").unwrap(),
+            through_host: instance.get_typed_func(&mut store, "through_host").unwrap(),
             sum_n: instance.get_typed_func(&mut store, "sum_n").unwrap(),
             store,
             fuel,
@@ -137,6 +165,29 @@ impl Floor {
         self.memory.data_mut(&mut self.store)[ptr as usize..(ptr + len) as usize]
             .copy_from_slice(input);
         let packed = self.echo.call(&mut self.store, (ptr, len)).unwrap();
+        let (p, l) = ((packed >> 32) as usize, packed as u32 as usize);
+        self.memory.data(&self.store)[p..p + l].to_vec()
+    }
+
+    /// The checksummed floor: [`Floor::echo`] plus the least a checksummed protocol must
+    /// do, a CRC-32 (crc32fast) over the input before copying it in and over the output
+    /// after copying it out. Returns the output and its checksum.
+    pub fn echo_checksummed(&mut self, input: &[u8]) -> (Vec<u8>, u32) {
+        let crc_in = crc32fast::hash(input);
+        let output = self.echo(input);
+        let crc_out = crc32fast::hash(&output);
+        (output, crc_in ^ crc_out)
+    }
+
+    /// Bytes through a bare host import: copy in, the guest passes them to the host's
+    /// `echo_bytes`, which copies them back into guest memory, copy out.
+    pub fn through_host(&mut self, input: &[u8]) -> Vec<u8> {
+        self.arm();
+        let len = input.len() as u32;
+        let ptr = self.alloc.call(&mut self.store, (len, 1)).unwrap();
+        self.memory.data_mut(&mut self.store)[ptr as usize..(ptr + len) as usize]
+            .copy_from_slice(input);
+        let packed = self.through_host.call(&mut self.store, (ptr, len)).unwrap();
         let (p, l) = ((packed >> 32) as usize, packed as u32 as usize);
         self.memory.data(&self.store)[p..p + l].to_vec()
     }
