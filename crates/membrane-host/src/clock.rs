@@ -5,12 +5,12 @@
 //! spends milliseconds between two checks (a bulk memory instruction, an intrinsic over
 //! its whole memory) is still stopped at its first check past the deadline.
 //!
-//! The ticker only runs when the engine has a timeout, and sleeps while nothing is
-//! active: it stops ticking [`IDLE`] after the last sign of activity (a call starting, a
-//! running guest's epoch callback, an intrinsic checking its deadline) and is woken by
-//! the next one. A guest stuck in one long instruction while the ticker sleeps has
-//! already passed its epoch deadline (the ticker advanced the epoch at least once after
-//! the guest's last check before it slept), so its next check wakes the ticker again.
+//! The ticker only runs when the engine has a timeout, and sleeps while no call is in
+//! flight: calls with a timeout count themselves in and out ([`Clock::enter`],
+//! [`Clock::leave`]), and the ticker sleeps once none is in flight and [`IDLE`] has
+//! passed since the last activity; the next call wakes it. While a call is in flight
+//! it never sleeps: a guest's epoch deadline is set after its callback returns, so only
+//! a ticker that keeps advancing the epoch is sure to reach it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -31,6 +31,8 @@ pub(crate) struct Clock {
     now: AtomicU64,
     /// The tick of the last activity.
     last_active: AtomicU64,
+    /// Calls (with a timeout) in flight.
+    active: AtomicU64,
     /// Ticks of inactivity after which the ticker sleeps.
     idle_ticks: u64,
     /// Whether the ticker is asleep (parked until woken).
@@ -77,6 +79,18 @@ impl Clock {
         now
     }
 
+    /// Counts a call in: the ticker does not sleep until it leaves.
+    #[inline]
+    pub(crate) fn enter(&self) {
+        self.active.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a call out.
+    #[inline]
+    pub(crate) fn leave(&self) {
+        self.active.fetch_sub(1, Ordering::Release);
+    }
+
     /// The deadline tick of a call that starts now and may run `timeout_ticks`. One
     /// tick more than the timeout: the clock's reading may be up to one tick old.
     #[inline]
@@ -113,7 +127,8 @@ impl Clock {
     }
 
     fn is_idle(&self, now: u64) -> bool {
-        now.saturating_sub(self.last_active.load(Ordering::SeqCst)) > self.idle_ticks
+        self.active.load(Ordering::SeqCst) == 0
+            && now.saturating_sub(self.last_active.load(Ordering::SeqCst)) > self.idle_ticks
     }
 
     /// How many times the ticker has advanced the epoch.
@@ -139,6 +154,7 @@ impl Ticker {
             tick,
             now: AtomicU64::new(0),
             last_active: AtomicU64::new(0),
+            active: AtomicU64::new(0),
             idle_ticks: u64::try_from(idle_ticks).unwrap_or(u64::MAX),
             // Asleep until the first call.
             sleeping: AtomicBool::new(true),
@@ -232,6 +248,26 @@ mod tests {
             clock.ticks() > asleep,
             "did not wake up (woke at tick {woke_at})"
         );
+    }
+
+    /// A call in flight keeps the ticker awake even with no other activity (a guest
+    /// descheduled between its epoch callback and its next check must still find the
+    /// epoch advanced), and it sleeps once the call leaves.
+    #[test]
+    fn the_ticker_does_not_sleep_while_a_call_is_in_flight() {
+        let ticker = ticker(Duration::from_millis(1));
+        let clock = ticker.clock();
+        clock.enter();
+        clock.touch();
+        std::thread::sleep(IDLE * 3);
+        let before = clock.ticks();
+        std::thread::sleep(IDLE * 3);
+        assert!(clock.ticks() > before, "slept with a call in flight");
+        clock.leave();
+        idle_period();
+        let asleep = clock.ticks();
+        idle_period();
+        assert_eq!(clock.ticks(), asleep, "ticked with no call in flight");
     }
 
     #[test]

@@ -145,6 +145,7 @@ impl<T: Send + 'static> InstancePre<T> {
                 return Err((e, store.into_data().state));
             }
         };
+        store.data_mut().timer.end();
         match self.handles(&mut store, instance) {
             Ok(handles) => Ok(Instance {
                 store,
@@ -258,6 +259,7 @@ impl<T: Send + 'static> Instance<T> {
         crate::native_stack::check(self.handles.module.engine().config().max_wasm_stack)?;
         begin_top_level_call(&mut self.store)?;
         let result = call_top_level(&mut self.store, &self.handles, name, input, read);
+        self.store.data_mut().timer.end();
         if let Err(e) = &result
             && e.poisons()
         {

@@ -159,6 +159,8 @@ pub(crate) struct Timer {
     pub(crate) cancel: Arc<AtomicBool>,
     /// What interrupted the current call, if anything.
     pub(crate) fired: Option<TrapKind>,
+    /// Whether this timer counts a call in flight on the clock.
+    entered: bool,
 }
 
 impl Timer {
@@ -174,6 +176,7 @@ impl Timer {
             deadline: u64::MAX,
             cancel,
             fired: None,
+            entered: false,
         }
     }
 
@@ -185,7 +188,23 @@ impl Timer {
         self.fired = None;
         self.cancel.store(false, Ordering::Relaxed);
         if let Some(clock) = &self.clock {
+            if !self.entered {
+                clock.enter();
+                self.entered = true;
+            }
             self.deadline = clock.deadline(self.timeout_ticks);
+        }
+    }
+
+    /// Ends the clock of a top-level call (or an instantiation): the call no longer
+    /// keeps the ticker awake.
+    #[inline]
+    pub(crate) fn end(&mut self) {
+        if self.entered {
+            if let Some(clock) = &self.clock {
+                clock.leave();
+            }
+            self.entered = false;
         }
     }
 
@@ -203,6 +222,12 @@ impl Timer {
             return true;
         }
         false
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
