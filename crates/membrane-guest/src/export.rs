@@ -3,7 +3,8 @@
 use alloc::format;
 use core::cell::Cell;
 use membrane_codec::{
-    Codec, CodecConfig, Envelope, ErrorCode, Flags, HEADER_LEN, Header, envelope_checksum,
+    Codec, CodecConfig, DecodeError, Envelope, ErrorCode, Flags, HEADER_LEN, Header,
+    envelope_checksum,
 };
 use membrane_types::pack_ptr_len;
 use serde::Serialize;
@@ -17,6 +18,24 @@ use crate::error::Error;
 #[inline]
 pub(crate) fn codec() -> Codec<HostCrc> {
     Codec::with_checksum(CodecConfig::default(), HostCrc)
+}
+
+/// Decodes an envelope the host wrote into this instance's memory for the exchange in
+/// progress: the input of the running export, or the response of the host function
+/// being called. The one place the guest's trust rule is decided.
+///
+/// The checksum is not verified (`Codec::decode_trusted`): the host owns that memory
+/// for the duration, and a check here would run through the host's own
+/// `membrane.crc32`, so the host would be checking itself. Every other check of
+/// `Codec::decode` is made. With the feature `verify-host-envelopes` the checksum is
+/// verified too, for debugging a new host implementation.
+#[inline(always)]
+pub(crate) fn decode_from_host(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    if cfg!(feature = "verify-host-envelopes") {
+        codec().decode(bytes)
+    } else {
+        codec().decode_trusted(bytes)
+    }
 }
 
 /// The payload (address, length) of the innermost running call's input envelope when
@@ -65,6 +84,10 @@ where
 
 /// Checks the input envelope of a raw export and returns its payload.
 ///
+/// The envelope is checked as the host wrote it for this call: everything but its
+/// checksum, unless the feature `verify-host-envelopes` is on (see the crate's feature
+/// table).
+///
 /// On failure returns `Err` with a packed error envelope ([`ErrorCode::INVALID_INPUT`])
 /// that the export should return as it is.
 ///
@@ -88,7 +111,7 @@ pub unsafe fn host_args<'call>(ptr: u32, len: u32) -> Result<&'call [u8], u64> {
     // the envelope the host wrote into memory it obtained from `__membrane_alloc` for
     // this call; nothing else writes it while the call runs.
     let bytes: &'call [u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-    match codec().decode(bytes) {
+    match decode_from_host(bytes) {
         Ok(envelope) if !envelope.is_error() => match envelope.uncompressed_payload() {
             Some(payload) => {
                 // An envelope with flags (`EXPECTS_RESPONSE`) is no output to hand back.
@@ -116,7 +139,7 @@ fn input_error(message: &str) -> u64 {
 
 #[cold]
 #[inline(never)]
-fn input_decode_error(e: &membrane_codec::DecodeError) -> u64 {
+fn input_decode_error(e: &DecodeError) -> u64 {
     return_err(ErrorCode::INVALID_INPUT, &format!("input envelope: {e}"))
 }
 
@@ -393,8 +416,37 @@ fn out_of_memory() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::RawOutput;
+    use super::{RawOutput, codec, decode_from_host};
+    use membrane_codec::{DecodeError, Flags};
     use postcard::ser_flavors::Flavor;
+
+    /// Envelopes from the host are taken without their checksum verified, unless the
+    /// feature `verify-host-envelopes` asks for it (CI tests with and without it);
+    /// every other check applies either way.
+    #[test]
+    fn host_envelopes_are_verified_only_with_the_feature() {
+        let mut bytes = codec().encode(b"from the host", Flags::NONE).unwrap();
+        bytes[9] ^= 0x10;
+        let decoded = decode_from_host(&bytes);
+        if cfg!(feature = "verify-host-envelopes") {
+            assert!(
+                matches!(decoded, Err(DecodeError::ChecksumMismatch { .. })),
+                "{decoded:?}"
+            );
+        } else {
+            let envelope = decoded.unwrap();
+            assert_eq!(envelope.uncompressed_payload(), Some(&b"from the host"[..]));
+        }
+        bytes[0] = b'X';
+        assert!(matches!(
+            decode_from_host(&bytes),
+            Err(DecodeError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            decode_from_host(&bytes[..11]),
+            Err(DecodeError::TooShort { len: 11 })
+        ));
+    }
 
     /// Every run length, around each branch of `copy_short` and the copying path,
     /// lands intact right after the bytes written before it; a run too long for what

@@ -199,9 +199,8 @@ where
         // `__membrane_alloc` for this call, and nothing writes it until `claim` is
         // dropped (see `SCRATCH_BUSY`).
         let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-        let envelope = crate::export::codec()
-            .decode(bytes)
-            .map_err(|e| response_error(name, &e))?;
+        let envelope =
+            crate::export::decode_from_host(bytes).map_err(|e| response_error(name, &e))?;
         if envelope.is_error() {
             return Err(host_error(name, &envelope));
         }

@@ -46,6 +46,7 @@
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
 //! | `std`   | yes     | [`install_panic_hook`] (a std panic hook; exports install it on their first call). Without `std`, call [`report_panic`] from your `#[panic_handler]`. |
+//! | `verify-host-envelopes` | no | verifies the checksum of the envelopes the host writes into the guest's memory for the exchange in progress (a call's input, a host function's response). Without it the guest makes every other check of those envelopes but takes the checksum as the host wrote it: the host owns that memory, and the guest's check would run through the host's own `membrane.crc32`. For debugging a new host implementation. Envelopes the guest writes carry a valid checksum either way. |
 //!
 //! On targets other than `wasm32` the crate still builds (so exported functions can be
 //! unit-tested natively): checksums fall back to software, and host functions return
