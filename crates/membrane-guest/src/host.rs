@@ -127,7 +127,7 @@ impl Drop for Claim {
 /// the arena. Returns its location. The caller holds the scratch (see [`Claim`]).
 #[cfg(target_arch = "wasm32")]
 fn encode_request<I: Serialize + ?Sized>(input: &I) -> Result<(u32, u32), Error> {
-    use membrane_codec::{HEADER_LEN, Header, envelope_checksum};
+    use membrane_codec::HEADER_LEN;
 
     let start = SCRATCH.0.get().cast::<u8>();
     // SAFETY: the buffer is `SCRATCH_LEN` bytes, so its body (after the header) is valid
@@ -144,14 +144,10 @@ fn encode_request<I: Serialize + ?Sized>(input: &I) -> Result<(u32, u32), Error>
         Err(e) => return Err(crate::export::serialize_error(e)),
     };
     // SAFETY: the serializer initialised the first `size` bytes of the body (`RawOutput`
-    // writes in order from the start and reports how many it wrote).
-    let body = unsafe { core::slice::from_raw_parts(start.add(HEADER_LEN), size) };
-    // `size < SCRATCH_LEN`, so it fits in a u32.
-    let mut header = Header::new(Flags::EXPECTS_RESPONSE, size as u32, 0);
-    header.checksum = envelope_checksum(&crate::crc::HostCrc, &header, body);
-    // SAFETY: the first `HEADER_LEN` bytes of the buffer are valid for writes and do not
-    // overlap the header's bytes on the stack.
-    unsafe { core::ptr::copy_nonoverlapping(header.to_bytes().as_ptr(), start, HEADER_LEN) };
+    // writes in order from the start and reports how many it wrote); `size` is less
+    // than `SCRATCH_LEN`, so it fits a u32; no reference into the buffer is live (see
+    // `Scratch`).
+    unsafe { crate::export::seal(start, size, Flags::EXPECTS_RESPONSE) };
     Ok((start as u32, (HEADER_LEN + size) as u32))
 }
 
