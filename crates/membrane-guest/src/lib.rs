@@ -12,7 +12,7 @@
 //! - the ABI version marker export `__membrane_abi_v1`;
 //! - checksums computed by the host at native speed through the `membrane.crc32`
 //!   intrinsic (a software CRC-32 inside wasm would cost far more than the call itself);
-//! - [`host_externs!`] for typed wrappers around host functions;
+//! - [`host_externs!`] for typed and bytes wrappers around host functions;
 //! - raw helpers [`host_args`], [`return_ok`], [`return_err`];
 //! - panic messages sent to the host ([`install_panic_hook`], [`report_panic`]).
 //!
@@ -70,6 +70,44 @@ pub use crc::HostCrc;
 pub use error::Error;
 pub use export::{host_args, return_err, return_ok};
 pub use membrane_guest_macros::export;
+/// Typed host functions take and return values (postcard); bytes host functions, named
+/// after `bytes:`, take and return the payload bytes as they are:
+///
+/// ```
+/// membrane_guest::host_externs!(add, lookup; bytes: fetch);
+///
+/// fn sum() -> Result<u32, membrane_guest::Error> {
+///     add::<(u32, u32), u32>(&(2, 3))
+/// }
+///
+/// /// The length of what the host's `fetch` answers, read where the answer lies.
+/// fn fetched_len(key: &[u8]) -> Result<usize, membrane_guest::Error> {
+///     fetch_with(key, |response| response.len())
+/// }
+///
+/// /// A copy of what `fetch` answers.
+/// fn fetched(key: &[u8]) -> Result<Vec<u8>, membrane_guest::Error> {
+///     fetch(key)
+/// }
+/// # // Off wasm32 there is no host: the calls report NOT_FOUND.
+/// # assert!(sum().is_err());
+/// # assert!(fetched_len(b"k").is_err());
+/// # assert_eq!(fetched(b"k").unwrap_err().code, membrane_guest::ErrorCode::NOT_FOUND);
+/// ```
+///
+/// Either list may be empty (`host_externs!(bytes: fetch)`). The host registers each
+/// name (`HostFunctions::register` for a typed one; for a bytes one, any registration
+/// that takes and returns payload bytes, such as `register_raw`), or loading the module
+/// fails naming it. Give host functions names that differ from the module's own
+/// exports: both live in one symbol namespace when the module is linked.
+///
+/// A request is written straight into a 1 KiB buffer of the SDK when it fits (else into
+/// the arena), and the host writes its response over it when that fits (else into the
+/// arena): `name_with` lends `read` the response where it lies, copying nothing. `read`
+/// may call host functions itself; they go through the arena, leaving the response it
+/// reads untouched.
+#[doc(inline)]
+pub use membrane_guest_macros::host_externs;
 pub use membrane_types::ErrorCode;
 #[cfg(feature = "std")]
 pub use panic::install_panic_hook;
@@ -79,7 +117,8 @@ pub use panic::report_panic;
 #[doc(hidden)]
 pub mod __rt {
     pub use crate::export::export_typed;
-    pub use crate::host::call_host;
+    pub use crate::host::{call_host, call_host_bytes};
+    pub use alloc::vec::Vec;
     pub use membrane_types::HOST_MODULE;
     pub use postcard;
     pub use serde;
