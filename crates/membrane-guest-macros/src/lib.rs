@@ -19,6 +19,14 @@ mod host_externs;
 /// `Into<membrane_guest::Error>`) as an error envelope. A function without parameters
 /// takes `()` as its input.
 ///
+/// **Bytes mode**: when the input type is written `&[u8]`, `fn f(input: &[u8]) ->
+/// Result<B, E>`, there is no postcard either way: `f` is handed the payload where it
+/// lies, and the bytes it returns become the output payload. `B` is any `AsRef<[u8]>`
+/// (`Vec<u8>`, `&[u8]` borrowed from the input, `&'static [u8]`) or a
+/// `membrane_guest::Output` (trait `membrane_guest::BytesOutput`). Returning the input
+/// slice itself costs no copy; other bytes are copied once into the output envelope.
+/// A function without parameters is typed whatever it returns.
+///
 /// `#[export(name = "other")]` exports under another name.
 #[proc_macro_attribute]
 pub fn export(attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -471,7 +471,7 @@ fn encode_error(code: ErrorCode, message: &str) -> Option<&'static [u8]> {
 
 /// The packed location of an envelope in guest memory.
 #[inline]
-fn pack(envelope: &[u8]) -> u64 {
+pub(crate) fn pack(envelope: &[u8]) -> u64 {
     pack_ptr_len(envelope.as_ptr() as usize as u32, envelope.len() as u32)
 }
 

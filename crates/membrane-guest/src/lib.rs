@@ -13,7 +13,8 @@
 //! - checksums computed by the host at native speed through the `membrane.crc32`
 //!   intrinsic (a software CRC-32 inside wasm would cost far more than the call itself);
 //! - [`host_externs!`] for typed and bytes wrappers around host functions;
-//! - raw helpers [`host_args`], [`return_ok`], [`return_err`];
+//! - bytes exports (`#[export] fn f(input: &[u8]) -> Result<B, E>`, see [`BytesOutput`])
+//!   and raw helpers [`host_args`], [`return_ok`], [`return_err`];
 //! - panic messages sent to the host ([`install_panic_hook`], [`report_panic`]).
 //!
 //! # Example
@@ -59,6 +60,7 @@ extern crate alloc;
 extern crate std;
 
 mod arena;
+mod bytes;
 mod crc;
 mod error;
 mod export;
@@ -66,6 +68,7 @@ mod host;
 mod panic;
 mod sys;
 
+pub use bytes::{BytesOutput, Output};
 pub use crc::HostCrc;
 pub use error::Error;
 pub use export::{host_args, return_err, return_ok};
@@ -116,6 +119,7 @@ pub use panic::report_panic;
 /// Support code for the macros. Not a public API: it may change in any release.
 #[doc(hidden)]
 pub mod __rt {
+    pub use crate::bytes::export_bytes;
     pub use crate::export::export_typed;
     pub use crate::host::{call_host, call_host_bytes};
     pub use alloc::vec::Vec;
