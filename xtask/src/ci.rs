@@ -34,6 +34,14 @@ pub(crate) fn run() -> Result<(), String> {
     ])?;
     // The README's test command, as written there.
     run::cargo(&["xtask", "test"])?;
+    // Non-default features, one by one.
+    run::cargo(&[
+        "test",
+        "-p",
+        "membrane-guest",
+        "--features",
+        "verify-host-envelopes",
+    ])?;
     for krate in ["membrane-types", "membrane-codec", "membrane-guest"] {
         run::cargo(&[
             "build",

@@ -12,9 +12,11 @@ use crate::error::DecodeError;
 /// A checked envelope borrowing the bytes it was decoded from.
 ///
 /// Obtained from [`Codec::decode`](crate::Codec::decode), which has verified the header,
-/// the length and the checksum. For an uncompressed payload, [`Envelope::payload`] hands
-/// back the carried bytes without copying; a compressed one is decompressed into a
-/// buffer the caller provides.
+/// the length and the checksum, or from
+/// [`Codec::decode_trusted`](crate::Codec::decode_trusted), which has verified the same
+/// except the checksum. For an uncompressed payload, [`Envelope::payload`] hands back the
+/// carried bytes without copying; a compressed one is decompressed into a buffer the
+/// caller provides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Envelope<'a> {
     header: Header,
@@ -22,12 +24,40 @@ pub struct Envelope<'a> {
     uncompressed_len: usize,
 }
 
+/// Checks 1–9 of the rejection order (`docs/wire-format.md`): what
+/// [`Codec::decode`](crate::Codec::decode) checks.
 #[inline(always)]
 pub(crate) fn decode_with<'a, C: Checksum + ?Sized>(
     c: &C,
     config: &CodecConfig,
     bytes: &'a [u8],
 ) -> Result<Envelope<'a>, DecodeError> {
+    let (header, carried) = frame(bytes)?;
+    let computed = envelope_checksum(c, &header, carried);
+    if computed != header.checksum {
+        return Err(DecodeError::ChecksumMismatch {
+            carried: header.checksum,
+            computed,
+        });
+    }
+    view(config, header, carried)
+}
+
+/// Checks 1–5 and 7–9 of the rejection order, every one but the checksum: what
+/// [`Codec::decode_trusted`](crate::Codec::decode_trusted) checks.
+#[inline(always)]
+pub(crate) fn decode_trusted_with<'a>(
+    config: &CodecConfig,
+    bytes: &'a [u8],
+) -> Result<Envelope<'a>, DecodeError> {
+    let (header, carried) = frame(bytes)?;
+    view(config, header, carried)
+}
+
+/// Checks 1–5: the header (length, magic, version, reserved flags) and that the payload
+/// is exactly the rest of `bytes`. Returns the header and the carried payload.
+#[inline(always)]
+fn frame(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     let header = Header::from_bytes(bytes)?;
     let carried = &bytes[HEADER_LEN..];
     if carried.len() != header.payload_len as usize {
@@ -36,13 +66,17 @@ pub(crate) fn decode_with<'a, C: Checksum + ?Sized>(
             available: carried.len(),
         });
     }
-    let computed = envelope_checksum(c, &header, carried);
-    if computed != header.checksum {
-        return Err(DecodeError::ChecksumMismatch {
-            carried: header.checksum,
-            computed,
-        });
-    }
+    Ok((header, carried))
+}
+
+/// Checks 7–9 (flags a receiver cannot act on, the size prefix of a compressed payload
+/// and its declared size) and makes the view.
+#[inline(always)]
+fn view<'a>(
+    config: &CodecConfig,
+    header: Header,
+    carried: &'a [u8],
+) -> Result<Envelope<'a>, DecodeError> {
     if header.flags.contains(Flags::ENCRYPTED) {
         return Err(DecodeError::Encrypted);
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::checksum::{Checksum, Crc32Fast, copy_and_checksum, envelope_checksum};
 use crate::config::CodecConfig;
-use crate::decode::{Envelope, decode_with};
+use crate::decode::{Envelope, decode_trusted_with, decode_with};
 use crate::error::{DecodeError, EncodeError};
 
 /// Length of the size prefix of a compressed payload.
@@ -213,6 +213,27 @@ impl<C: Checksum> Codec<C> {
     #[inline]
     pub fn decode<'a>(&self, bytes: &'a [u8]) -> Result<Envelope<'a>, DecodeError> {
         decode_with(&self.checksum, &self.config, bytes)
+    }
+
+    /// Checks `bytes` as one whole envelope like [`Codec::decode`] in every respect but
+    /// one: the checksum is neither computed nor compared. Magic, version, flags,
+    /// lengths and the declared uncompressed size are checked as `decode` checks them,
+    /// in the same order and with the same errors, and the view is the same
+    /// [`Envelope`]. Like `decode` it never panics and never reads out of bounds, and
+    /// accessing the payload (decompressing, parsing an error, deserializing) checks
+    /// what it always checks.
+    ///
+    /// Right only for bytes that a trusted party wrote for this very exchange, into
+    /// memory no one else could have changed since: a membrane guest reading the input
+    /// envelope its host wrote into the guest's memory for the call in progress, or the
+    /// response to a host function it is calling (`docs/abi.md` §5). There a checksum
+    /// could only catch the writer's own mistakes, which the writer is better placed to
+    /// check. Bytes from anywhere else (a file, a socket, a cache, another process,
+    /// a party that is not trusted, or an envelope kept from an earlier exchange) go
+    /// through [`Codec::decode`]: the checksum is what catches damage on the way.
+    #[inline]
+    pub fn decode_trusted<'a>(&self, bytes: &'a [u8]) -> Result<Envelope<'a>, DecodeError> {
+        decode_trusted_with(&self.config, bytes)
     }
 }
 

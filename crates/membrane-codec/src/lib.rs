@@ -2,9 +2,10 @@
 //!
 //! An envelope is a 12-byte [`Header`] followed by a payload
 //! (`docs/wire-format.md`). This crate writes and checks them: the CRC-32 that covers
-//! header bytes 0–7 and the payload (always verified on decode), optional LZ4
-//! compression under a [`CodecConfig`], error envelopes (code + UTF-8 message) and typed
-//! payloads with serde + postcard.
+//! header bytes 0–7 and the payload (verified by [`Codec::decode`];
+//! [`Codec::decode_trusted`] skips only that check, for bytes a trusted party has just
+//! written for this exchange), optional LZ4 compression under a [`CodecConfig`], error
+//! envelopes (code + UTF-8 message) and typed payloads with serde + postcard.
 //!
 //! It is `no_std` + `alloc`, and works without copying where it can: [`Codec::encode_into`]
 //! writes into a buffer the caller owns (a guest's arena, or a guest's linear memory seen

@@ -3,29 +3,26 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitStr, ReturnType, Type};
+use syn::{FnArg, GenericParam, ItemFn, LitStr, ReturnType, Type};
 
 /// Expands `#[export(attr)] item`.
 pub(crate) fn export(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let func: ItemFn = syn::parse2(item)?;
     let export_name = export_name(attr, &func)?;
-    check_signature(&func)?;
-    let input_ty: Type = match func.sig.inputs.first() {
-        None => syn::parse_quote!(()),
-        Some(FnArg::Typed(arg)) => (*arg.ty).clone(),
-        Some(FnArg::Receiver(r)) => {
-            return Err(syn::Error::new(
-                r.span(),
-                "#[export] functions cannot take `self`",
-            ));
-        }
-    };
+    let input = input(&func)?;
+    check_signature(&func, &input)?;
     let ident = &func.sig.ident;
     let shim = format_ident!("__membrane_export_{}", ident);
-    let call = if func.sig.inputs.is_empty() {
-        quote!(|(): ()| #ident())
-    } else {
-        quote!(#ident)
+    let run = match input {
+        Input::Unit => quote! {
+            ::membrane_guest::__rt::export_typed::<(), _, _>(ptr, len, |(): ()| #ident())
+        },
+        Input::Typed(input_ty) => quote! {
+            ::membrane_guest::__rt::export_typed::<#input_ty, _, _>(ptr, len, #ident)
+        },
+        Input::Bytes => quote! {
+            ::membrane_guest::__rt::export_bytes(ptr, len, #ident)
+        },
     };
     Ok(quote! {
         #func
@@ -34,9 +31,78 @@ pub(crate) fn export(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         #[cfg(target_arch = "wasm32")]
         #[unsafe(export_name = #export_name)]
         pub extern "C" fn #shim(ptr: u32, len: u32) -> u64 {
-            ::membrane_guest::__rt::export_typed::<#input_ty, _, _>(ptr, len, #call)
+            #run
         }
     })
+}
+
+/// How an export takes its input.
+enum Input<'f> {
+    /// No parameter: the input is `()` (postcard), so an export without input is typed
+    /// whatever it returns.
+    Unit,
+    /// A value deserialized from the payload (postcard).
+    Typed(&'f Type),
+    /// `&[u8]`: the payload itself, and bytes out.
+    Bytes,
+}
+
+/// The function's input: its one parameter's type decides, `&[u8]` meaning bytes.
+fn input(func: &ItemFn) -> syn::Result<Input<'_>> {
+    let arg = match func.sig.inputs.first() {
+        None => return Ok(Input::Unit),
+        Some(FnArg::Typed(arg)) => arg,
+        Some(FnArg::Receiver(r)) => {
+            return Err(syn::Error::new(
+                r.span(),
+                "#[export] functions cannot take `self`",
+            ));
+        }
+    };
+    let Type::Reference(reference) = ungroup(&arg.ty) else {
+        return Ok(Input::Typed(&arg.ty));
+    };
+    if !is_u8_slice(&reference.elem) {
+        return Err(syn::Error::new(
+            arg.ty.span(),
+            "#[export] functions take their input by value (a type that implements \
+             `Deserialize`) or as bytes, written `&[u8]`; not by reference",
+        ));
+    }
+    if let Some(mutability) = reference.mutability {
+        return Err(syn::Error::new(
+            mutability.span(),
+            "a bytes input is read-only: take `&[u8]`, not `&mut [u8]`",
+        ));
+    }
+    if let Some(lifetime) = &reference.lifetime
+        && lifetime.ident == "static"
+    {
+        return Err(syn::Error::new(
+            lifetime.span(),
+            "a bytes input lives for the call only: take `&[u8]`, not `&'static [u8]`",
+        ));
+    }
+    Ok(Input::Bytes)
+}
+
+/// The type inside any invisible (macro) groups and parentheses.
+fn ungroup(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(g) => ungroup(&g.elem),
+        Type::Paren(p) => ungroup(&p.elem),
+        ty => ty,
+    }
+}
+
+/// Whether `ty` is `[u8]` (`u8` may be written as a path ending in `u8`).
+fn is_u8_slice(ty: &Type) -> bool {
+    let Type::Slice(slice) = ungroup(ty) else {
+        return false;
+    };
+    matches!(ungroup(&slice.elem), Type::Path(p)
+        if p.qself.is_none()
+            && p.path.segments.last().is_some_and(|s| s.ident == "u8" && s.arguments.is_empty()))
 }
 
 /// The export name: `name = "..."` from the attribute, else the function's name.
@@ -75,8 +141,9 @@ fn check_name(name: LitStr) -> syn::Result<LitStr> {
     Ok(name)
 }
 
-/// One input at most, a `Result` output, no generics, not async, not unsafe.
-fn check_signature(func: &ItemFn) -> syn::Result<()> {
+/// One input at most, a `Result` output, no generics (but lifetimes with a bytes input),
+/// not async, not unsafe.
+fn check_signature(func: &ItemFn, input: &Input<'_>) -> syn::Result<()> {
     let sig = &func.sig;
     if let Some(asyncness) = sig.asyncness {
         return Err(syn::Error::new(
@@ -90,7 +157,14 @@ fn check_signature(func: &ItemFn) -> syn::Result<()> {
             "#[export] functions cannot be unsafe",
         ));
     }
-    if !sig.generics.params.is_empty() {
+    let lifetimes_only = sig
+        .generics
+        .params
+        .iter()
+        .all(|p| matches!(p, GenericParam::Lifetime(_)));
+    let allowed =
+        sig.generics.params.is_empty() || (lifetimes_only && matches!(input, Input::Bytes));
+    if !allowed {
         return Err(syn::Error::new(
             sig.generics.span(),
             "#[export] functions cannot be generic",
@@ -172,6 +246,94 @@ mod tests {
             "",
             "fn ping() -> Result<u32, E> { Ok(1) }",
             &["export_typed :: < () , _ , _ >", "| () : () | ping ()"],
+        );
+    }
+
+    #[test]
+    fn bytes_input_exports_bytes() {
+        for item in [
+            "fn echo(input: &[u8]) -> Result<&[u8], Error> { Ok(input) }",
+            "fn echo<'a>(input: &'a [u8]) -> Result<&'a [u8], Error> { Ok(input) }",
+            "fn echo(_: &[core::primitive::u8]) -> Result<Vec<u8>, Error> { Ok(Vec::new()) }",
+            "fn echo(input: &([u8])) -> Result<&'static [u8], Error> { Ok(b\"\") }",
+        ] {
+            check_ok(
+                "",
+                item,
+                &[
+                    "export_name = \"echo\"",
+                    "fn __membrane_export_echo (ptr : u32 , len : u32) -> u64",
+                    "{ :: membrane_guest :: __rt :: export_bytes (ptr , len , echo) }",
+                    "fn echo",
+                ],
+            );
+        }
+        check_ok(
+            "name = \"bytes\"",
+            "fn echo(input: &[u8]) -> Result<Vec<u8>, Error> { Ok(input.to_vec()) }",
+            &["export_name = \"bytes\"", "export_bytes (ptr , len , echo)"],
+        );
+    }
+
+    /// Only `&[u8]` selects bytes mode: other inputs, and no input whatever the output,
+    /// are typed.
+    #[test]
+    fn other_inputs_stay_typed() {
+        check_ok(
+            "",
+            "fn f(input: Vec<u8>) -> Result<Vec<u8>, E> { Ok(input) }",
+            &["export_typed :: < Vec < u8 > , _ , _ > (ptr , len , f)"],
+        );
+        check_ok(
+            "",
+            "fn f() -> Result<Vec<u8>, E> { Ok(Vec::new()) }",
+            &["export_typed :: < () , _ , _ >"],
+        );
+        check_ok(
+            "",
+            "fn f(input: [u8; 4]) -> Result<u8, E> { Ok(input[0]) }",
+            &["export_typed :: < [u8 ; 4] , _ , _ >"],
+        );
+    }
+
+    #[test]
+    fn rejects_bad_bytes_inputs() {
+        check_err(
+            "",
+            "fn f(input: &mut [u8]) -> Result<Vec<u8>, E> { Ok(input.to_vec()) }",
+            "a bytes input is read-only: take `&[u8]`, not `&mut [u8]`",
+        );
+        check_err(
+            "",
+            "fn f(input: &'static [u8]) -> Result<Vec<u8>, E> { Ok(input.to_vec()) }",
+            "not `&'static [u8]`",
+        );
+        for input in ["&str", "&Vec<u8>", "&[u16]", "&[u8; 4]", "&mut Order"] {
+            check_err(
+                "",
+                &format!("fn f(input: {input}) -> Result<u32, E> {{ Ok(1) }}"),
+                "or as bytes, written `&[u8]`; not by reference",
+            );
+        }
+        check_err(
+            "",
+            "fn f<T>(input: &[u8]) -> Result<Vec<u8>, E> { Ok(input.to_vec()) }",
+            "cannot be generic",
+        );
+        check_err(
+            "",
+            "fn f<'a>(input: u32) -> Result<&'a str, E> { Ok(\"\") }",
+            "cannot be generic",
+        );
+        check_err(
+            "",
+            "fn f(a: &[u8], b: &[u8]) -> Result<Vec<u8>, E> { Ok(a.to_vec()) }",
+            "take one input",
+        );
+        check_err(
+            "",
+            "fn f(input: &[u8]) -> Vec<u8> { input.to_vec() }",
+            "return `Result<O, E>`",
         );
     }
 

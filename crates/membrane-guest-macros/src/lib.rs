@@ -1,11 +1,14 @@
-//! The `#[export]` attribute of `membrane-guest`. Use it as `membrane_guest::export`.
+//! The `#[export]` attribute and the `host_externs!` macro of `membrane-guest`. Use them
+//! as `membrane_guest::export` and `membrane_guest::host_externs!`.
 //!
-//! The expansion lives in the private `expand` module (plain code tested without a compiler run);
-//! this file only adapts it to the proc-macro interface.
+//! The expansions live in the private `expand` and `host_externs` modules (plain code
+//! tested without a compiler run); this file only adapts them to the proc-macro
+//! interface.
 
 use proc_macro::TokenStream;
 
 mod expand;
+mod host_externs;
 
 /// Turns `fn f(input: I) -> Result<O, E>` into a membrane export named `f`.
 ///
@@ -16,10 +19,44 @@ mod expand;
 /// `Into<membrane_guest::Error>`) as an error envelope. A function without parameters
 /// takes `()` as its input.
 ///
+/// **Bytes mode**: when the input type is written `&[u8]`, `fn f(input: &[u8]) ->
+/// Result<B, E>`, there is no postcard either way: `f` is handed the payload where it
+/// lies, and the bytes it returns become the output payload. `B` is any `AsRef<[u8]>`
+/// (`Vec<u8>`, `&[u8]` borrowed from the input, `&'static [u8]`) or a
+/// `membrane_guest::Output` (trait `membrane_guest::BytesOutput`). Returning the input
+/// slice itself costs no copy; other bytes are copied once into the output envelope.
+/// A function without parameters is typed whatever it returns.
+///
 /// `#[export(name = "other")]` exports under another name.
 #[proc_macro_attribute]
 pub fn export(attr: TokenStream, item: TokenStream) -> TokenStream {
     match expand::export(attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}
+
+/// Declares host functions (import module `membrane_host`) and defines a safe wrapper
+/// for each: `host_externs!(typed, names; bytes: bytes, names)`.
+///
+/// - A typed name `f` (before the `;`) defines
+///   `fn f<I, O>(input: &I) -> Result<O, membrane_guest::Error>`: the input is
+///   serialized with postcard into the request payload, the response payload is
+///   deserialized as `O`.
+/// - A bytes name `f` (after `bytes:`) defines
+///   `fn f(input: &[u8]) -> Result<Vec<u8>, membrane_guest::Error>` and
+///   `fn f_with<R>(input: &[u8], read: impl FnOnce(&[u8]) -> R) -> Result<R, membrane_guest::Error>`:
+///   the bytes are the request payload as they are, and the response payload is handed
+///   back as bytes, copied into a `Vec` by `f`, or lent to `read` where it lies by
+///   `f_with` (no copy).
+///
+/// Either list may be empty: `host_externs!(add)`, `host_externs!(bytes: fetch)`. Each
+/// name is imported as `membrane_host.<name>`; a host function that fails makes the
+/// wrapper return `Err` with the host's code and message. See `membrane_guest` for
+/// examples.
+#[proc_macro]
+pub fn host_externs(input: TokenStream) -> TokenStream {
+    match host_externs::host_externs(input.into()) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.into_compile_error().into(),
     }

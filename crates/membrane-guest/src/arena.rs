@@ -26,6 +26,22 @@ unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new(None));
 
+/// How many times the arena has been reset (wrapping): memory handed out while the
+/// count had one value is reclaimed once it changes.
+struct Resets(core::cell::Cell<u32>);
+
+// SAFETY: single-threaded (see `Arena`).
+unsafe impl Sync for Resets {}
+
+static RESETS: Resets = Resets(core::cell::Cell::new(0));
+
+/// The number of resets so far (wrapping), to tell whether an allocation made earlier
+/// has been reclaimed since.
+#[inline]
+pub(crate) fn resets() -> u32 {
+    RESETS.0.get()
+}
+
 /// The arena, created on first use.
 #[inline]
 fn bump() -> &'static Bump {
@@ -48,6 +64,7 @@ unsafe fn reset() -> &'static Bump {
     // SAFETY: single-threaded, and the caller guarantees no arena reference is live.
     let bump = unsafe { (*ARENA.0.get()).get_or_insert_with(Bump::with_min_align) };
     bump.reset();
+    RESETS.0.set(RESETS.0.get().wrapping_add(1));
     bump
 }
 

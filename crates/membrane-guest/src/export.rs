@@ -3,7 +3,8 @@
 use alloc::format;
 use core::cell::Cell;
 use membrane_codec::{
-    Codec, CodecConfig, Envelope, ErrorCode, Flags, HEADER_LEN, Header, envelope_checksum,
+    Codec, CodecConfig, DecodeError, Envelope, ErrorCode, Flags, HEADER_LEN, Header,
+    envelope_checksum,
 };
 use membrane_types::pack_ptr_len;
 use serde::Serialize;
@@ -17,6 +18,24 @@ use crate::error::Error;
 #[inline]
 pub(crate) fn codec() -> Codec<HostCrc> {
     Codec::with_checksum(CodecConfig::default(), HostCrc)
+}
+
+/// Decodes an envelope the host wrote into this instance's memory for the exchange in
+/// progress: the input of the running export, or the response of the host function
+/// being called. The one place the guest's trust rule is decided.
+///
+/// The checksum is not verified (`Codec::decode_trusted`): the host owns that memory
+/// for the duration, and a check here would run through the host's own
+/// `membrane.crc32`, so the host would be checking itself. Every other check of
+/// `Codec::decode` is made. With the feature `verify-host-envelopes` the checksum is
+/// verified too, for debugging a new host implementation.
+#[inline(always)]
+pub(crate) fn decode_from_host(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    if cfg!(feature = "verify-host-envelopes") {
+        codec().decode(bytes)
+    } else {
+        codec().decode_trusted(bytes)
+    }
 }
 
 /// The payload (address, length) of the innermost running call's input envelope when
@@ -65,6 +84,10 @@ where
 
 /// Checks the input envelope of a raw export and returns its payload.
 ///
+/// The envelope is checked as the host wrote it for this call: everything but its
+/// checksum, unless the feature `verify-host-envelopes` is on (see the crate's feature
+/// table).
+///
 /// On failure returns `Err` with a packed error envelope ([`ErrorCode::INVALID_INPUT`])
 /// that the export should return as it is.
 ///
@@ -88,7 +111,7 @@ pub unsafe fn host_args<'call>(ptr: u32, len: u32) -> Result<&'call [u8], u64> {
     // the envelope the host wrote into memory it obtained from `__membrane_alloc` for
     // this call; nothing else writes it while the call runs.
     let bytes: &'call [u8] = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-    match codec().decode(bytes) {
+    match decode_from_host(bytes) {
         Ok(envelope) if !envelope.is_error() => match envelope.uncompressed_payload() {
             Some(payload) => {
                 // An envelope with flags (`EXPECTS_RESPONSE`) is no output to hand back.
@@ -116,7 +139,7 @@ fn input_error(message: &str) -> u64 {
 
 #[cold]
 #[inline(never)]
-fn input_decode_error(e: &membrane_codec::DecodeError) -> u64 {
+fn input_decode_error(e: &DecodeError) -> u64 {
     return_err(ErrorCode::INVALID_INPUT, &format!("input envelope: {e}"))
 }
 
@@ -173,13 +196,9 @@ pub fn return_ok(payload: &[u8]) -> u64 {
 /// Encodes `payload` into a new output envelope in the arena.
 #[inline(never)]
 fn return_copy(payload: &[u8]) -> u64 {
-    let len = HEADER_LEN + payload.len();
-    let Some(buf) = arena::alloc_zeroed(len) else {
-        return out_of_memory();
-    };
-    match codec().encode_into(buf, payload, Flags::NONE) {
-        Ok(n) => pack(&buf[..n]),
-        Err(e) => return_err(ErrorCode::ENCODE_FAILED, &format!("output: {e}")),
+    match encode_bytes(payload, Flags::NONE) {
+        Ok(envelope) => pack(envelope),
+        Err(e) => return_err(e.code, &e.message),
     }
 }
 
@@ -188,6 +207,29 @@ pub(crate) fn return_value<O: Serialize + ?Sized>(value: &O) -> u64 {
     match encode_value(value, Flags::NONE) {
         Ok(envelope) => pack(envelope),
         Err(e) => return_err(e.code, &e.message),
+    }
+}
+
+/// Writes an envelope carrying a copy of `payload` into a new arena allocation: the
+/// payload is copied once, into uninitialised memory (no zero-fill, which would be a
+/// `memory.fill` call out of the wasm code and a second pass over the bytes).
+pub(crate) fn encode_bytes(payload: &[u8], flags: Flags) -> Result<&'static [u8], Error> {
+    let size = payload.len();
+    let total = envelope_len(size).ok_or_else(too_large)?;
+    let Some(start) = arena::alloc_uninit(total) else {
+        return Err(no_memory());
+    };
+    let start = start.as_ptr();
+    // SAFETY: `start` is a fresh arena allocation of `HEADER_LEN + size` bytes, so its
+    // body is valid for writes of `size` bytes, and `payload` is a live shared slice
+    // that cannot overlap memory only now handed out. After the copy the body is
+    // initialised, `size` fits a u32 (`envelope_len`) and nothing refers to the
+    // allocation, as `seal` asks; after `seal` all of it is initialised, and the arena
+    // keeps it unchanged until the next reset.
+    unsafe {
+        copy_to(payload, start.add(HEADER_LEN));
+        seal(start, size, flags);
+        Ok(core::slice::from_raw_parts(start, total))
     }
 }
 
@@ -200,18 +242,9 @@ pub(crate) fn encode_value<O: Serialize + ?Sized>(
     flags: Flags,
 ) -> Result<&'static [u8], Error> {
     let size = postcard::experimental::serialized_size(value).map_err(serialize_error)?;
-    let Ok(len32) = u32::try_from(size) else {
-        return Err(Error::new(
-            ErrorCode::ENCODE_FAILED,
-            "output is larger than an envelope can carry",
-        ));
-    };
-    let total = HEADER_LEN + size;
+    let total = envelope_len(size).ok_or_else(too_large)?;
     let Some(start) = arena::alloc_uninit(total) else {
-        return Err(Error::new(
-            ErrorCode::OUT_OF_MEMORY,
-            "no memory for the output",
-        ));
+        return Err(no_memory());
     };
     let start = start.as_ptr();
     // SAFETY: `start` is a fresh arena allocation of `HEADER_LEN + size` bytes, so the
@@ -226,18 +259,59 @@ pub(crate) fn encode_value<O: Serialize + ?Sized>(
         ));
     }
     // SAFETY: the serializer initialised all `size` bytes of the body (`written == size`,
-    // and `RawOutput` writes its bytes in order from the start); the arena keeps them
-    // until the next reset and nothing else refers to them.
-    let body = unsafe { core::slice::from_raw_parts(start.add(HEADER_LEN), size) };
-    let mut header = Header::new(flags, len32, 0);
-    header.checksum = envelope_checksum(&HostCrc, &header, body);
-    // SAFETY: the first `HEADER_LEN` bytes of the allocation are valid for writes and do
-    // not overlap the header's bytes on the stack; after this write the whole
-    // allocation is initialised, so the slice below covers initialised bytes only.
+    // and `RawOutput` writes its bytes in order from the start), `size` fits a u32
+    // (`envelope_len`) and nothing refers to the allocation, as `seal` asks; after it
+    // all of the allocation is initialised, and the arena keeps it unchanged until the
+    // next reset.
     unsafe {
-        core::ptr::copy_nonoverlapping(header.to_bytes().as_ptr(), start, HEADER_LEN);
+        seal(start, size, flags);
         Ok(core::slice::from_raw_parts(start, total))
     }
+}
+
+/// The length of an envelope carrying `size` payload bytes, or `None` when it cannot be
+/// framed: the payload length is a u32, and so is the location the host is given.
+#[inline]
+fn envelope_len(size: usize) -> Option<usize> {
+    let total = HEADER_LEN.checked_add(size)?;
+    u32::try_from(total).ok()?;
+    Some(total)
+}
+
+/// Writes the header of an envelope whose payload, `size` bytes, is already in place
+/// right after it: payload length, flags and the checksum over both.
+///
+/// # Safety
+///
+/// `start` must be valid for writes of `HEADER_LEN` bytes followed by `size`
+/// initialised bytes valid for reads; no `&mut` may point into those bytes and no
+/// reference into the header's; `size` must fit a u32.
+#[inline(always)]
+pub(crate) unsafe fn seal(start: *mut u8, size: usize, flags: Flags) {
+    // SAFETY: the payload's `size` bytes are initialised and not written while the
+    // slice lives (the caller's promise).
+    let body = unsafe { core::slice::from_raw_parts(start.add(HEADER_LEN), size) };
+    let mut header = Header::new(flags, size as u32, 0);
+    header.checksum = envelope_checksum(&HostCrc, &header, body);
+    // SAFETY: the first `HEADER_LEN` bytes are valid for writes and referenced by
+    // nothing (the caller's promise), and do not overlap the header's bytes on the
+    // stack.
+    unsafe { core::ptr::copy_nonoverlapping(header.to_bytes().as_ptr(), start, HEADER_LEN) };
+}
+
+#[cold]
+#[inline(never)]
+fn too_large() -> Error {
+    Error::new(
+        ErrorCode::ENCODE_FAILED,
+        "output is larger than an envelope can carry",
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn no_memory() -> Error {
+    Error::new(ErrorCode::OUT_OF_MEMORY, "no memory for the output")
 }
 
 #[cold]
@@ -308,6 +382,23 @@ unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     }
 }
 
+/// Copies `src` to `dst`: a short run without a loop or a call (see [`copy_short`]), a
+/// longer one with one bulk copy.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `src.len()` bytes and must not overlap `src`.
+#[inline(always)]
+pub(crate) unsafe fn copy_to(src: &[u8], dst: *mut u8) {
+    if src.len() < 16 {
+        // SAFETY: the caller's promise.
+        unsafe { copy_short(src, dst) };
+    } else {
+        // SAFETY: the caller's promise.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+    }
+}
+
 impl postcard::ser_flavors::Flavor for RawOutput {
     type Output = usize;
 
@@ -332,14 +423,9 @@ impl postcard::ser_flavors::Flavor for RawOutput {
         if n > self.left {
             return Err(postcard::Error::SerializeBufferFull);
         }
-        if n < 16 {
-            // SAFETY: `n <= left` bytes are valid for writes from `next` (see `new`).
-            unsafe { copy_short(data, self.next) };
-        } else {
-            // SAFETY: `n <= left` bytes are valid for writes from `next` (see `new`),
-            // and `data` is a live shared slice, so it cannot overlap memory we write.
-            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.next, n) };
-        }
+        // SAFETY: `n <= left` bytes are valid for writes from `next` (see `new`), and
+        // `data` is a live shared slice, so it cannot overlap memory we write.
+        unsafe { copy_to(data, self.next) };
         // SAFETY: `n <= left`: at most one past the end of the region.
         self.next = unsafe { self.next.add(n) };
         self.left -= n;
@@ -356,20 +442,36 @@ impl postcard::ser_flavors::Flavor for RawOutput {
 /// Encodes an error envelope with `code` and `message` as the export's output and
 /// returns the packed pointer/length to return to the host.
 pub fn return_err(code: impl Into<ErrorCode>, message: &str) -> u64 {
-    let code = code.into();
-    let len = HEADER_LEN + membrane_codec::error_payload_len(message);
-    let Some(buf) = arena::alloc_zeroed(len) else {
-        return out_of_memory();
-    };
-    match codec().encode_error_into(buf, code, message) {
-        Ok(n) => pack(&buf[..n]),
-        Err(_) => out_of_memory(),
+    match encode_error(code.into(), message) {
+        Some(envelope) => pack(envelope),
+        None => out_of_memory(),
+    }
+}
+
+/// Writes an error envelope into a new arena allocation, uninitialised until written
+/// (as in [`encode_bytes`]); `None` when there is no memory for it.
+fn encode_error(code: ErrorCode, message: &str) -> Option<&'static [u8]> {
+    let size = membrane_codec::error_payload_len(message);
+    let total = envelope_len(size)?;
+    let start = arena::alloc_uninit(total)?.as_ptr();
+    // SAFETY: `start` is a fresh arena allocation of `HEADER_LEN + size` bytes: its body
+    // holds the 4 bytes of the code followed by the message, and neither source (a
+    // local array, a live `&str`) can overlap memory only now handed out. The body is
+    // then initialised, `size` fits a u32 and nothing refers to the allocation, as
+    // `seal` asks; after it the whole allocation is initialised and stays unchanged
+    // until the next reset.
+    unsafe {
+        let body = start.add(HEADER_LEN);
+        copy_to(&code.0.to_le_bytes(), body);
+        copy_to(message.as_bytes(), body.add(4));
+        seal(start, size, Flags::ERROR);
+        Some(core::slice::from_raw_parts(start, total))
     }
 }
 
 /// The packed location of an envelope in guest memory.
 #[inline]
-fn pack(envelope: &[u8]) -> u64 {
+pub(crate) fn pack(envelope: &[u8]) -> u64 {
     pack_ptr_len(envelope.as_ptr() as usize as u32, envelope.len() as u32)
 }
 
@@ -393,8 +495,63 @@ fn out_of_memory() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::RawOutput;
+    use super::{RawOutput, codec, decode_from_host, encode_bytes, encode_error, encode_value};
+    use membrane_codec::{DecodeError, ErrorCode, Flags};
     use postcard::ser_flavors::Flavor;
+
+    /// Envelopes written into uninitialised arena memory are byte for byte what the
+    /// codec writes. (The arena is a single-threaded global: every test that allocates
+    /// in it is in this one function.)
+    #[test]
+    fn arena_envelopes_match_the_codec() {
+        for n in [0usize, 1, 3, 15, 16, 63, 64, 1000, 20_000] {
+            let payload: alloc::vec::Vec<u8> = (0..n).map(|i| (i * 13 + 5) as u8).collect();
+            for flags in [Flags::NONE, Flags::EXPECTS_RESPONSE] {
+                let want = codec().encode(&payload, flags).unwrap();
+                assert_eq!(encode_bytes(&payload, flags).unwrap(), &want[..], "len {n}");
+                let value = (n as u32, payload.as_slice());
+                let want = codec().encode_value(&value, flags).unwrap();
+                assert_eq!(encode_value(&value, flags).unwrap(), &want[..], "len {n}");
+            }
+        }
+        for message in [
+            "",
+            "no",
+            "a message longer than sixteen bytes",
+            &"é".repeat(500),
+        ] {
+            let want = codec().encode_error(ErrorCode::DENIED, message).unwrap();
+            assert_eq!(encode_error(ErrorCode::DENIED, message).unwrap(), &want[..]);
+        }
+    }
+
+    /// Envelopes from the host are taken without their checksum verified, unless the
+    /// feature `verify-host-envelopes` asks for it (CI tests with and without it);
+    /// every other check applies either way.
+    #[test]
+    fn host_envelopes_are_verified_only_with_the_feature() {
+        let mut bytes = codec().encode(b"from the host", Flags::NONE).unwrap();
+        bytes[9] ^= 0x10;
+        let decoded = decode_from_host(&bytes);
+        if cfg!(feature = "verify-host-envelopes") {
+            assert!(
+                matches!(decoded, Err(DecodeError::ChecksumMismatch { .. })),
+                "{decoded:?}"
+            );
+        } else {
+            let envelope = decoded.unwrap();
+            assert_eq!(envelope.uncompressed_payload(), Some(&b"from the host"[..]));
+        }
+        bytes[0] = b'X';
+        assert!(matches!(
+            decode_from_host(&bytes),
+            Err(DecodeError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            decode_from_host(&bytes[..11]),
+            Err(DecodeError::TooShort { len: 11 })
+        ));
+    }
 
     /// Every run length, around each branch of `copy_short` and the copying path,
     /// lands intact right after the bytes written before it; a run too long for what

@@ -1,68 +1,11 @@
-//! Calling host functions: `host_externs!` and its runtime support.
+//! Calling host functions: the runtime support of `host_externs!`.
 
-use membrane_codec::Flags;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 #[cfg(target_arch = "wasm32")]
-use membrane_codec::ErrorCode;
-
-/// Declares host functions (import module `membrane_host`) and defines, for each name, a
-/// safe typed wrapper `fn name<I, O>(input: &I) -> Result<O, membrane_guest::Error>`.
-///
-/// The input is serialized with postcard into a request envelope; the host's response
-/// envelope is checked and deserialized as `O`; a host function that fails returns
-/// `Err` with the host's code and message.
-///
-/// ```
-/// membrane_guest::host_externs!(add, lookup);
-///
-/// fn sum() -> Result<u32, membrane_guest::Error> {
-///     add::<(u32, u32), u32>(&(2, 3))
-/// }
-/// # // Off wasm32 there is no host: the call reports NOT_FOUND.
-/// # assert!(sum().is_err());
-/// ```
-///
-/// Give host functions names that differ from the module's own exports: both live in
-/// one symbol namespace when the module is linked.
-#[macro_export]
-macro_rules! host_externs {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[doc = concat!("Calls the host function `", stringify!($name), "`.")]
-            #[allow(dead_code)]
-            pub fn $name<I, O>(input: &I) -> ::core::result::Result<O, $crate::Error>
-            where
-                I: $crate::__rt::serde::Serialize + ?Sized,
-                O: $crate::__rt::serde::de::DeserializeOwned,
-            {
-                #[cfg(target_arch = "wasm32")]
-                {
-                    #[link(wasm_import_module = "membrane_host")]
-                    unsafe extern "C" {
-                        fn $name(ptr: u32, len: u32, resp_ptr: u32, resp_cap: u32) -> u64;
-                    }
-                    $crate::__rt::call_host(
-                        stringify!($name),
-                        // SAFETY: the import reads the request envelope and writes the
-                        // response buffer that `call_host` passes (both live regions of
-                        // guest memory no Rust reference points into during the call)
-                        // and returns a packed response location that `call_host`
-                        // checks before use.
-                        |p, l, rp, rc| unsafe { $name(p, l, rp, rc) },
-                        input,
-                    )
-                }
-                #[cfg(not(target_arch = "wasm32"))]
-                {
-                    $crate::__rt::call_host(stringify!($name), |_, _, _, _| 0, input)
-                }
-            }
-        )*
-    };
-}
+use membrane_codec::{ErrorCode, Flags};
 
 /// Bytes of the buffer that carries short requests and responses of host functions.
 #[cfg(target_arch = "wasm32")]
@@ -127,7 +70,7 @@ impl Drop for Claim {
 /// the arena. Returns its location. The caller holds the scratch (see [`Claim`]).
 #[cfg(target_arch = "wasm32")]
 fn encode_request<I: Serialize + ?Sized>(input: &I) -> Result<(u32, u32), Error> {
-    use membrane_codec::{HEADER_LEN, Header, envelope_checksum};
+    use membrane_codec::HEADER_LEN;
 
     let start = SCRATCH.0.get().cast::<u8>();
     // SAFETY: the buffer is `SCRATCH_LEN` bytes, so its body (after the header) is valid
@@ -144,19 +87,41 @@ fn encode_request<I: Serialize + ?Sized>(input: &I) -> Result<(u32, u32), Error>
         Err(e) => return Err(crate::export::serialize_error(e)),
     };
     // SAFETY: the serializer initialised the first `size` bytes of the body (`RawOutput`
-    // writes in order from the start and reports how many it wrote).
-    let body = unsafe { core::slice::from_raw_parts(start.add(HEADER_LEN), size) };
-    // `size < SCRATCH_LEN`, so it fits in a u32.
-    let mut header = Header::new(Flags::EXPECTS_RESPONSE, size as u32, 0);
-    header.checksum = envelope_checksum(&crate::crc::HostCrc, &header, body);
-    // SAFETY: the first `HEADER_LEN` bytes of the buffer are valid for writes and do not
-    // overlap the header's bytes on the stack.
-    unsafe { core::ptr::copy_nonoverlapping(header.to_bytes().as_ptr(), start, HEADER_LEN) };
+    // writes in order from the start and reports how many it wrote); `size` is less
+    // than `SCRATCH_LEN`, so it fits a u32; no reference into the buffer is live (see
+    // `Scratch`).
+    unsafe { crate::export::seal(start, size, Flags::EXPECTS_RESPONSE) };
     Ok((start as u32, (HEADER_LEN + size) as u32))
+}
+
+/// Writes the request envelope carrying `input` as it is: into [`SCRATCH`] when this
+/// call holds it (not `nested`) and the envelope fits, else into the arena. Returns its
+/// location.
+#[cfg(target_arch = "wasm32")]
+fn encode_bytes_request(input: &[u8], nested: bool) -> Result<(u32, u32), Error> {
+    use membrane_codec::HEADER_LEN;
+
+    let n = input.len();
+    if !nested && n <= SCRATCH_LEN - HEADER_LEN {
+        let start = SCRATCH.0.get().cast::<u8>();
+        // SAFETY: the envelope, `HEADER_LEN + n <= SCRATCH_LEN` bytes, fits the buffer,
+        // which this call holds (see `Claim`). No reference into the buffer is live: one
+        // exists only while a call that holds the buffer reads its response, and a host
+        // call made then is nested, so `input` does not overlap the buffer either. After
+        // the copy the body is initialised and `n` fits a u32, as `seal` asks.
+        unsafe {
+            crate::export::copy_to(input, start.add(HEADER_LEN));
+            crate::export::seal(start, n, Flags::EXPECTS_RESPONSE);
+        }
+        return Ok((start as u32, (HEADER_LEN + n) as u32));
+    }
+    let request = crate::export::encode_bytes(input, Flags::EXPECTS_RESPONSE)?;
+    Ok((request.as_ptr() as u32, request.len() as u32))
 }
 
 /// Sends `input` to a host function through `import` and decodes its response.
 #[doc(hidden)]
+#[inline]
 pub fn call_host<I, O>(
     name: &str,
     import: impl FnOnce(u32, u32, u32, u32) -> u64,
@@ -168,63 +133,125 @@ where
 {
     #[cfg(target_arch = "wasm32")]
     {
-        let claim = Claim::take();
-        let ((req_ptr, req_len), (resp_ptr, resp_cap)) = if claim.nested {
-            let request = crate::export::encode_value(input, Flags::EXPECTS_RESPONSE)?;
-            ((request.as_ptr() as u32, request.len() as u32), (0, 0))
-        } else {
-            let scratch = (SCRATCH.0.get() as u32, SCRATCH_LEN as u32);
-            (encode_request(input)?, scratch)
-        };
-        // The host reads the request before any code of this module runs again, and
-        // writes the response after the function's nested calls are done: while the
-        // import runs, the scratch is as free as it was before this call.
-        SCRATCH_BUSY.0.set(claim.nested);
-        let packed = import(req_ptr, req_len, resp_ptr, resp_cap);
-        SCRATCH_BUSY.0.set(true);
-        let (ptr, len) = membrane_types::unpack_ptr_len(packed);
-        let (ptr, len) = (ptr as usize, len as usize);
-        if ptr == 0
-            || ptr
-                .checked_add(len)
-                .is_none_or(|end| end > crate::sys::memory_len())
-        {
-            return Err(Error::new(
-                ErrorCode::HOST_FUNCTION_FAILED,
-                alloc::format!("host function {name} returned a response outside guest memory"),
-            ));
-        }
-        // SAFETY: inside linear memory (checked above); per the ABI the host wrote the
-        // response into the response buffer or into arena memory it obtained from
-        // `__membrane_alloc` for this call, and nothing writes it until `claim` is
-        // dropped (see `SCRATCH_BUSY`).
-        let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-        let envelope = crate::export::codec()
-            .decode(bytes)
-            .map_err(|e| response_error(name, &e))?;
-        if envelope.is_error() {
-            return Err(host_error(name, &envelope));
-        }
-        match envelope.uncompressed_payload() {
-            Some(payload) => {
-                membrane_codec::from_payload(payload).map_err(|e| response_error(name, &e))
-            }
-            None => {
-                let mut scratch = alloc::vec::Vec::new();
-                envelope
-                    .value(&mut scratch)
-                    .map_err(|e| response_error(name, &e))
-            }
-        }
+        exchange(
+            name,
+            import,
+            |nested| {
+                if nested {
+                    let request = crate::export::encode_value(input, Flags::EXPECTS_RESPONSE)?;
+                    Ok((request.as_ptr() as u32, request.len() as u32))
+                } else {
+                    encode_request(input)
+                }
+            },
+            |payload| membrane_codec::from_payload(payload).map_err(|e| response_error(name, &e)),
+        )
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let _ = (import, input, Flags::NONE);
-        Err(Error::new(
-            membrane_codec::ErrorCode::NOT_FOUND,
-            alloc::format!("host function {name} is only available inside a membrane host"),
-        ))
+        let _ = (import, input);
+        Err(not_in_a_host(name))
     }
+}
+
+/// Sends `input` as the request payload to a host function through `import` and hands
+/// the response payload to `read` where it lies.
+///
+/// `read` runs while this call still holds [`SCRATCH`] (the response may be in it), so a
+/// host call made by `read` goes through the arena, like one made by a `Deserialize`
+/// impl.
+#[doc(hidden)]
+#[inline]
+pub fn call_host_bytes<R>(
+    name: &str,
+    import: impl FnOnce(u32, u32, u32, u32) -> u64,
+    input: &[u8],
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R, Error> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        exchange(
+            name,
+            import,
+            |nested| encode_bytes_request(input, nested),
+            |payload| Ok(read(payload)),
+        )
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (import, input, read);
+        Err(not_in_a_host(name))
+    }
+}
+
+/// One host call: holds [`SCRATCH`] (see [`Claim`]) while `write_request` writes the
+/// request (told whether the call is nested in another's, then it must not use the
+/// scratch) and while `read_response` reads the response payload; the host writes the
+/// response into the scratch when the call is not nested and it fits.
+#[cfg(target_arch = "wasm32")]
+#[inline(always)]
+fn exchange<R>(
+    name: &str,
+    import: impl FnOnce(u32, u32, u32, u32) -> u64,
+    write_request: impl FnOnce(bool) -> Result<(u32, u32), Error>,
+    read_response: impl FnOnce(&[u8]) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let claim = Claim::take();
+    let (req_ptr, req_len) = write_request(claim.nested)?;
+    let (resp_ptr, resp_cap) = if claim.nested {
+        (0, 0)
+    } else {
+        (SCRATCH.0.get() as u32, SCRATCH_LEN as u32)
+    };
+    // The host reads the request before any code of this module runs again, and
+    // writes the response after the function's nested calls are done: while the
+    // import runs, the scratch is as free as it was before this call.
+    SCRATCH_BUSY.0.set(claim.nested);
+    let packed = import(req_ptr, req_len, resp_ptr, resp_cap);
+    SCRATCH_BUSY.0.set(true);
+    let (ptr, len) = membrane_types::unpack_ptr_len(packed);
+    let (ptr, len) = (ptr as usize, len as usize);
+    if ptr == 0
+        || ptr
+            .checked_add(len)
+            .is_none_or(|end| end > crate::sys::memory_len())
+    {
+        return Err(Error::new(
+            ErrorCode::HOST_FUNCTION_FAILED,
+            alloc::format!("host function {name} returned a response outside guest memory"),
+        ));
+    }
+    // SAFETY: inside linear memory (checked above); per the ABI the host wrote the
+    // response into the response buffer or into arena memory it obtained from
+    // `__membrane_alloc` for this call, and nothing writes it until `claim` is
+    // dropped (see `SCRATCH_BUSY`), after `read_response`.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
+    let envelope = crate::export::decode_from_host(bytes).map_err(|e| response_error(name, &e))?;
+    if envelope.is_error() {
+        return Err(host_error(name, &envelope));
+    }
+    let result = match envelope.uncompressed_payload() {
+        Some(payload) => read_response(payload),
+        None => {
+            let mut scratch = alloc::vec::Vec::new();
+            let payload = envelope
+                .payload(&mut scratch)
+                .map_err(|e| response_error(name, &e))?;
+            read_response(payload)
+        }
+    };
+    drop(claim);
+    result
+}
+
+/// The error of a host call made off wasm32, where there is no host.
+#[cfg(not(target_arch = "wasm32"))]
+#[cold]
+fn not_in_a_host(name: &str) -> Error {
+    Error::new(
+        membrane_codec::ErrorCode::NOT_FOUND,
+        alloc::format!("host function {name} is only available inside a membrane host"),
+    )
 }
 
 /// The error for a response envelope that does not decode.

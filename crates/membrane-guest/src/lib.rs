@@ -12,8 +12,9 @@
 //! - the ABI version marker export `__membrane_abi_v1`;
 //! - checksums computed by the host at native speed through the `membrane.crc32`
 //!   intrinsic (a software CRC-32 inside wasm would cost far more than the call itself);
-//! - [`host_externs!`] for typed wrappers around host functions;
-//! - raw helpers [`host_args`], [`return_ok`], [`return_err`];
+//! - [`host_externs!`] for typed and bytes wrappers around host functions;
+//! - bytes exports (`#[export] fn f(input: &[u8]) -> Result<B, E>`, see [`BytesOutput`])
+//!   and raw helpers [`host_args`], [`return_ok`], [`return_err`];
 //! - panic messages sent to the host ([`install_panic_hook`], [`report_panic`]).
 //!
 //! # Example
@@ -46,6 +47,7 @@
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
 //! | `std`   | yes     | [`install_panic_hook`] (a std panic hook; exports install it on their first call). Without `std`, call [`report_panic`] from your `#[panic_handler]`. |
+//! | `verify-host-envelopes` | no | verifies the checksum of the envelopes the host writes into the guest's memory for the exchange in progress (a call's input, a host function's response). Without it the guest makes every other check of those envelopes but takes the checksum as the host wrote it: the host owns that memory, and the guest's check would run through the host's own `membrane.crc32`. For debugging a new host implementation. Envelopes the guest writes carry a valid checksum either way. |
 //!
 //! On targets other than `wasm32` the crate still builds (so exported functions can be
 //! unit-tested natively): checksums fall back to software, and host functions return
@@ -58,6 +60,7 @@ extern crate alloc;
 extern crate std;
 
 mod arena;
+mod bytes;
 mod crc;
 mod error;
 mod export;
@@ -65,10 +68,49 @@ mod host;
 mod panic;
 mod sys;
 
+pub use bytes::{BytesOutput, Output};
 pub use crc::HostCrc;
 pub use error::Error;
 pub use export::{host_args, return_err, return_ok};
 pub use membrane_guest_macros::export;
+/// Typed host functions take and return values (postcard); bytes host functions, named
+/// after `bytes:`, take and return the payload bytes as they are:
+///
+/// ```
+/// membrane_guest::host_externs!(add, lookup; bytes: fetch);
+///
+/// fn sum() -> Result<u32, membrane_guest::Error> {
+///     add::<(u32, u32), u32>(&(2, 3))
+/// }
+///
+/// /// The length of what the host's `fetch` answers, read where the answer lies.
+/// fn fetched_len(key: &[u8]) -> Result<usize, membrane_guest::Error> {
+///     fetch_with(key, |response| response.len())
+/// }
+///
+/// /// A copy of what `fetch` answers.
+/// fn fetched(key: &[u8]) -> Result<Vec<u8>, membrane_guest::Error> {
+///     fetch(key)
+/// }
+/// # // Off wasm32 there is no host: the calls report NOT_FOUND.
+/// # assert!(sum().is_err());
+/// # assert!(fetched_len(b"k").is_err());
+/// # assert_eq!(fetched(b"k").unwrap_err().code, membrane_guest::ErrorCode::NOT_FOUND);
+/// ```
+///
+/// Either list may be empty (`host_externs!(bytes: fetch)`). The host registers each
+/// name (`HostFunctions::register` for a typed one; for a bytes one, any registration
+/// that takes and returns payload bytes, such as `register_raw`), or loading the module
+/// fails naming it. Give host functions names that differ from the module's own
+/// exports: both live in one symbol namespace when the module is linked.
+///
+/// A request is written straight into a 1 KiB buffer of the SDK when it fits (else into
+/// the arena), and the host writes its response over it when that fits (else into the
+/// arena): `name_with` lends `read` the response where it lies, copying nothing. `read`
+/// may call host functions itself; they go through the arena, leaving the response it
+/// reads untouched.
+#[doc(inline)]
+pub use membrane_guest_macros::host_externs;
 pub use membrane_types::ErrorCode;
 #[cfg(feature = "std")]
 pub use panic::install_panic_hook;
@@ -77,8 +119,10 @@ pub use panic::report_panic;
 /// Support code for the macros. Not a public API: it may change in any release.
 #[doc(hidden)]
 pub mod __rt {
+    pub use crate::bytes::export_bytes;
     pub use crate::export::export_typed;
-    pub use crate::host::call_host;
+    pub use crate::host::{call_host, call_host_bytes};
+    pub use alloc::vec::Vec;
     pub use membrane_types::HOST_MODULE;
     pub use postcard;
     pub use serde;

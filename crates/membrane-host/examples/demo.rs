@@ -91,7 +91,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .register("call_back", |ctx, n: u32| -> Result<u32, HostError> {
         Ok(ctx.call::<_, u32>("double", &n)?)
-    });
+    })
+    .register_raw("echo_bytes", |_ctx, bytes| Ok(bytes.to_vec()));
     let host_fns = engine.load_file(dir.join("host_fns.wasm"))?;
     let mut guest = host_fns.prepare(&host)?.instantiate(Vec::new())?;
     let sum: u32 = guest.call("sum_list", &vec![1u32, 2, 3])?;

@@ -1,9 +1,9 @@
-//! Calls host functions: `add`, `log_line`, `always_fails` and `call_back`, which the
-//! host provides (see `docs/guest-guide.md`).
+//! Calls host functions: `add`, `log_line`, `always_fails` and `call_back` (typed) and
+//! `echo_bytes` (bytes), which the host provides (see `docs/guest-guide.md`).
 
-use membrane_guest::{Error, export, host_externs};
+use membrane_guest::{Error, Output, export, host_externs};
 
-host_externs!(add, log_line, always_fails, call_back);
+host_externs!(add, log_line, always_fails, call_back; bytes: echo_bytes);
 
 /// Adds two numbers through the host.
 #[export]
@@ -78,4 +78,54 @@ impl serde::Serialize for PlusOneViaHost {
 #[export]
 pub fn add_nested(n: u32) -> Result<u32, Error> {
     add(&(n, PlusOneViaHost(n)))
+}
+
+/// A number that deserializes as `n + 1`, asking the host's `add` for it: a host call made
+/// while a value is being read (an export's input, or a host function's response).
+pub struct PlusOneOnRead(pub u32);
+
+impl<'de> serde::Deserialize<'de> for PlusOneOnRead {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(deserializer)?;
+        add(&(n, 1u32))
+            .map(PlusOneOnRead)
+            .map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// `n + 1`, computed by a host call made while this export's input is deserialized.
+#[export]
+pub fn add_in_input(n: PlusOneOnRead) -> Result<u32, Error> {
+    Ok(n.0)
+}
+
+/// `a + b + 1`: the host's `add` answers `a + b`, and reading that answer calls `add`
+/// again (a host call nested in the reading of another one's response).
+#[export]
+pub fn add_in_response(input: (u32, u32)) -> Result<u32, Error> {
+    let sum: PlusOneOnRead = add(&input)?;
+    Ok(sum.0)
+}
+
+/// Passes its input to the host's bytes function `echo_bytes` and returns the host's
+/// response as its output. The response is read where the host wrote it and copied
+/// once, straight into the output envelope (`Output::copy_of`).
+#[export]
+pub fn through_host(input: &[u8]) -> Result<Output, Error> {
+    echo_bytes_with(input, Output::copy_of)?
+}
+
+/// Like `through_host`, but while the response is being read, calls `echo_bytes` again
+/// with other bytes (a host call nested in the reading of another one's response): the
+/// response being read must stay intact.
+#[export]
+pub fn through_host_nested(input: &[u8]) -> Result<Vec<u8>, Error> {
+    const OTHER: &[u8] = b"the nested call's bytes, not the outer response";
+    echo_bytes_with(input, |response| {
+        let other = echo_bytes(OTHER)?;
+        if other != OTHER {
+            return Err(Error::from("the nested call's response is wrong"));
+        }
+        Ok(response.to_vec())
+    })?
 }

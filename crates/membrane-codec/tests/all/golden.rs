@@ -144,6 +144,7 @@ fn golden_bytes_decode_back() {
         let envelope = codec
             .decode(&bytes)
             .unwrap_or_else(|e| panic!("{}: {e}", v.name));
+        assert_eq!(codec.decode_trusted(&bytes), Ok(envelope), "{}", v.name);
         assert_eq!(envelope.flags(), v.wire_flags, "{}", v.name);
         let mut scratch = Vec::new();
         match v.body {

@@ -1,11 +1,11 @@
 //! Property tests: round trips over arbitrary payloads, flags and configs; decoding
 //! never panics; every single-bit flip is detected.
 
-use membrane_codec::{Codec, CodecConfig, DecodeError, Flags, HEADER_LEN};
+use membrane_codec::{Codec, CodecConfig, DecodeError, Envelope, Flags, HEADER_LEN};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::util::{SMALL_MAX, forge, receive, small_codec};
+use crate::util::{SMALL_MAX, forge, receive, receive_trusted, small_codec};
 
 /// Payloads up to 4 KiB: random bytes, or runs of a few distinct bytes that compress.
 fn payload() -> impl Strategy<Value = Vec<u8>> {
@@ -60,6 +60,7 @@ proptest! {
         prop_assert_eq!(bytes, &codec.encode(&payload, flags).unwrap()[..]);
 
         let envelope = codec.decode(bytes).unwrap();
+        prop_assert_eq!(codec.decode_trusted(bytes), Ok(envelope));
         prop_assert_eq!(envelope.flags().without(Flags::COMPRESSED), flags);
         let threshold = config.compress_threshold.unwrap_or(usize::MAX);
         if envelope.is_compressed() {
@@ -78,9 +79,43 @@ proptest! {
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let _ = receive(&small_codec(), &bytes);
+        let _ = receive_trusted(&small_codec(), &bytes);
         if let Ok(envelope) = small_codec().decode(&bytes) {
             let mut scratch = Vec::new();
             let _ = envelope.value::<Message<'_>>(&mut scratch);
+        }
+        if let Ok(envelope) = small_codec().decode_trusted(&bytes) {
+            let mut scratch = Vec::new();
+            let _ = envelope.value::<Message<'_>>(&mut scratch);
+        }
+    }
+
+    /// On any bytes, `decode_trusted` gives what `decode` gives, except where `decode`
+    /// finds a checksum mismatch: there the trusted decode answers as `decode` would
+    /// have had the checksum been right.
+    #[test]
+    fn trusted_decode_differs_from_decode_only_by_the_checksum(
+        bits in 0u8..=255,
+        carried in prop::collection::vec(any::<u8>(), 0..256),
+        damage in any::<Option<(prop::sample::Index, u8)>>(),
+    ) {
+        let codec = small_codec();
+        let mut bytes = forge(Flags::NONE, &carried);
+        bytes[3] = bits;
+        if let Some((index, xor)) = damage {
+            let i = index.index(bytes.len());
+            bytes[i] ^= xor;
+        }
+        let mut sealed = bytes.clone();
+        crate::util::reseal(&mut sealed);
+        let trusted = codec.decode_trusted(&bytes);
+        match codec.decode(&bytes) {
+            Err(DecodeError::ChecksumMismatch { .. }) => {
+                // Everything but the checksum field is the same in `sealed`.
+                let seen = |e: Envelope<'_>| (e.flags(), e.carried().to_vec(), e.payload_len());
+                prop_assert_eq!(trusted.map(seen), codec.decode(&sealed).map(seen));
+            }
+            decoded => prop_assert_eq!(trusted, decoded),
         }
     }
 
@@ -103,6 +138,7 @@ proptest! {
         let flags = Flags::from_bits(bits).unwrap();
         let bytes = forge(flags, &carried);
         let result = receive(&small_codec(), &bytes);
+        prop_assert_eq!(receive_trusted(&small_codec(), &bytes), result);
         if flags.contains(Flags::ENCRYPTED) {
             prop_assert_eq!(result, Err(DecodeError::Encrypted));
         }

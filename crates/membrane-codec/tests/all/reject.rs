@@ -6,16 +6,30 @@ use membrane_codec::{
     HEADER_LEN, max_encoded_len,
 };
 
-use crate::util::{SMALL_MAX, forge, receive, reseal, small_codec, text};
+use crate::util::{SMALL_MAX, forge, receive, receive_trusted, reseal, small_codec, text};
 
 /// Receives `bytes` with [`small_codec`] (decode, payload access, error parsing) and
 /// asserts that it fails with exactly `want`.
+///
+/// Every case is also received with `decode_trusted`, which must refuse it the same
+/// way unless `want` is a checksum mismatch, the one check it skips: then it must
+/// accept the bytes (the cases here damage nothing else).
 #[track_caller]
 fn check(bytes: &[u8], want: DecodeError) {
     assert_eq!(
         receive(&small_codec(), bytes),
         Err(want),
         "bytes: {bytes:02x?}"
+    );
+    let trusted = if matches!(want, DecodeError::ChecksumMismatch { .. }) {
+        Ok(())
+    } else {
+        Err(want)
+    };
+    assert_eq!(
+        receive_trusted(&small_codec(), bytes),
+        trusted,
+        "trusted decode, bytes: {bytes:02x?}"
     );
 }
 
@@ -50,6 +64,49 @@ fn the_valid_envelopes_used_below_are_accepted() {
     )
     .unwrap();
     receive(&codec, &forge(Flags::ERROR, b"\x03\0\0\0message")).unwrap();
+    receive_trusted(&codec, &hello()).unwrap();
+}
+
+/// `decode_trusted` skips the checksum and nothing else: a damaged checksum field is
+/// accepted by it and refused by `decode`, and on intact bytes both give the same view.
+#[test]
+fn trusted_decode_skips_only_the_checksum() {
+    let codec = small_codec();
+    let good = hello();
+    assert_eq!(codec.decode_trusted(&good), codec.decode(&good));
+    for bit in 0..32 {
+        let mut bytes = hello();
+        bytes[8 + bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            matches!(
+                codec.decode(&bytes),
+                Err(DecodeError::ChecksumMismatch { .. })
+            ),
+            "bit {bit}"
+        );
+        let envelope = codec.decode_trusted(&bytes).unwrap();
+        assert_eq!(envelope.uncompressed_payload(), Some(&b"hello"[..]));
+        assert_eq!(
+            envelope.header().checksum,
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+        );
+    }
+    // A checksum of zero, as a writer that never computed one would leave it.
+    let mut bytes = forge(Flags::EXPECTS_RESPONSE, b"ping");
+    bytes[8..12].fill(0);
+    assert!(codec.decode(&bytes).is_err());
+    assert_eq!(
+        codec.decode_trusted(&bytes).unwrap().flags(),
+        Flags::EXPECTS_RESPONSE
+    );
+    // What the checksum would have caught is the trusted writer's to avoid: a flag
+    // flipped on `hello` is read as that flag says.
+    let mut bytes = hello();
+    bytes[3] = Flags::COMPRESSED.bits();
+    assert!(matches!(
+        receive_trusted(&codec, &bytes),
+        Err(DecodeError::DecompressedTooLarge { .. })
+    ));
 }
 
 #[test]
@@ -435,6 +492,7 @@ fn value_of<T: for<'de> serde::Deserialize<'de>>(payload: &[u8]) -> Result<T, De
     let codec = small_codec();
     let bytes = codec.encode(payload, Flags::NONE).unwrap();
     let envelope = codec.decode(&bytes)?;
+    assert_eq!(codec.decode_trusted(&bytes), Ok(envelope));
     let mut scratch = Vec::new();
     envelope.value(&mut scratch)
 }
@@ -506,13 +564,17 @@ fn checks_run_in_the_documented_order() {
         },
     );
     // A bad checksum on an encrypted envelope: checksum (an encrypted envelope that
-    // arrived damaged is reported as damaged).
+    // arrived damaged is reported as damaged); without the checksum, encrypted.
     let mut bytes = forge(Flags::ENCRYPTED, b"hello");
     bytes[HEADER_LEN] ^= 1;
     assert!(matches!(
         receive(&small_codec(), &bytes),
         Err(DecodeError::ChecksumMismatch { .. })
     ));
+    assert_eq!(
+        receive_trusted(&small_codec(), &bytes),
+        Err(DecodeError::Encrypted)
+    );
     // Encrypted and compressed with a short size prefix: encrypted.
     check(
         &forge(Flags::ENCRYPTED | Flags::COMPRESSED, b"\x01"),

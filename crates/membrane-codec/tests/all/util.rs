@@ -1,7 +1,8 @@
 //! Helpers shared by the test modules: hex literals and hand-built envelopes.
 
 use membrane_codec::{
-    Codec, CodecConfig, Crc32Fast, DecodeError, Flags, HEADER_LEN, Header, envelope_checksum,
+    Codec, CodecConfig, Crc32Fast, DecodeError, Envelope, Flags, HEADER_LEN, Header,
+    envelope_checksum,
 };
 
 /// The bytes of a hex literal; whitespace (including newlines) is ignored.
@@ -52,7 +53,16 @@ pub(crate) fn reseal(bytes: &mut [u8]) {
 /// decode (header, length, checksum, flags), access to the payload (decompressing it)
 /// and, for an error envelope, parsing the code and message.
 pub(crate) fn receive(codec: &Codec, bytes: &[u8]) -> Result<(), DecodeError> {
-    let envelope = codec.decode(bytes)?;
+    use_envelope(codec.decode(bytes)?)
+}
+
+/// [`receive`] with [`Codec::decode_trusted`]: everything but the checksum.
+pub(crate) fn receive_trusted(codec: &Codec, bytes: &[u8]) -> Result<(), DecodeError> {
+    use_envelope(codec.decode_trusted(bytes)?)
+}
+
+/// What [`receive`] does with a decoded envelope.
+fn use_envelope(envelope: Envelope<'_>) -> Result<(), DecodeError> {
     let mut scratch = Vec::new();
     let payload = envelope.payload(&mut scratch)?.to_vec();
     let mut out = vec![0; envelope.payload_len()];

@@ -20,6 +20,45 @@ fn echo_round_trips_every_size() {
     }
 }
 
+/// Test input of `size` bytes: every byte value, no repeating period short enough to hide
+/// a misplaced block.
+pub(crate) fn bytes_of(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 + i / 251 + 7) as u8).collect()
+}
+
+/// `#[export]` bytes exports (`fn f(input: &[u8]) -> Result<B, E>`): the input slice
+/// returned as it is, a new vector, and a part of the input.
+#[test]
+fn bytes_exports_round_trip_every_size() {
+    let mut echo = instance("echo");
+    for size in [0usize, 64, 1024, 65_536, 1 << 20] {
+        let input = bytes_of(size);
+        assert_eq!(
+            echo.call_raw("echo_bytes", &input).unwrap(),
+            input,
+            "size {size}"
+        );
+        let mut reversed = input.clone();
+        reversed.reverse();
+        assert_eq!(
+            echo.call_raw("reverse_bytes", &input).unwrap(),
+            reversed,
+            "size {size}"
+        );
+        assert_eq!(
+            echo.call_raw("first_half", &input).unwrap(),
+            &input[..size / 2],
+            "size {size}"
+        );
+        // Read in place too.
+        let same = echo
+            .call_with("echo_bytes", &input, |out| out == &input[..])
+            .unwrap();
+        assert!(same, "size {size}");
+    }
+    assert!(!echo.is_poisoned());
+}
+
 #[test]
 fn raw_guest_error_carries_code_and_message() {
     let mut echo = instance("echo");

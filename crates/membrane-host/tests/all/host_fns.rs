@@ -34,7 +34,9 @@ fn host_functions() -> HostFunctions<Log> {
     .register("call_back", |ctx, n: u32| -> Result<u32, HostError> {
         // Re-enter the same instance.
         Ok(ctx.call::<_, u32>("double", &n)? + 1)
-    });
+    })
+    // The guest's bytes host function: the payload bytes in, the same bytes out.
+    .register_raw("echo_bytes", |_ctx, bytes| Ok(bytes.to_vec()));
     host
 }
 
@@ -124,6 +126,80 @@ fn host_call_nested_in_a_request_serialization() {
     assert_eq!(guest.state().adds, 8);
 }
 
+/// Host calls made while a value is deserialized: the export's input (`add_in_input`)
+/// and a host function's response, which lies in the guest's buffer for host calls
+/// while it is read (`add_in_response`: the nested call must not use that buffer).
+#[test]
+fn host_call_nested_in_a_deserialization() {
+    let mut guest = host_fns_instance();
+    for n in [0u32, 5, 200, 70_000] {
+        assert_eq!(guest.call::<_, u32>("add_in_input", &n).unwrap(), n + 1);
+        assert_eq!(
+            guest
+                .call::<_, u32>("add_in_response", &(n, 2 * n))
+                .unwrap(),
+            3 * n + 1
+        );
+    }
+    assert_eq!(guest.state().adds, 12);
+}
+
+/// A bytes host function (`host_externs!(..; bytes: echo_bytes)`) called from a bytes
+/// export that returns the host's response: requests and responses that fit the guest's
+/// 1 KiB buffer and larger ones.
+#[test]
+fn bytes_host_function_round_trips_every_size() {
+    let mut guest = host_fns_instance();
+    for size in [0usize, 64, 1000, 1012, 1013, 1024, 65_536, 1 << 20] {
+        let input = crate::calls::bytes_of(size);
+        assert_eq!(
+            guest.call_raw("through_host", &input).unwrap(),
+            input,
+            "size {size}"
+        );
+    }
+    assert!(!guest.is_poisoned());
+}
+
+/// A host call made while the response of another is being read (in the `read` closure
+/// of `echo_bytes_with`) leaves that response intact, wherever it lies.
+#[test]
+fn bytes_host_call_nested_in_reading_a_response() {
+    let mut guest = host_fns_instance();
+    for size in [0usize, 64, 1000, 1024, 65_536, 1 << 20] {
+        let input = crate::calls::bytes_of(size);
+        assert_eq!(
+            guest.call_raw("through_host_nested", &input).unwrap(),
+            input,
+            "size {size}"
+        );
+    }
+}
+
+/// A bytes host function's error reaches the guest as an error, which the bytes export
+/// passes on.
+#[test]
+fn bytes_host_function_errors_reach_the_guest() {
+    let mut host = host_functions();
+    host.register_raw("echo_bytes", |_ctx, bytes| {
+        Err(HostError::new(
+            2003u32,
+            format!("no echo for {} bytes", bytes.len()),
+        ))
+    });
+    let mut guest = module("host-fns")
+        .prepare(&host)
+        .unwrap()
+        .instantiate(Log::default())
+        .unwrap();
+    let err = guest.call_raw("through_host", b"abc").unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Guest { code, message } if *code == ErrorCode(2003) && message == "no echo for 3 bytes"),
+        "{err:?}"
+    );
+    assert!(!guest.is_poisoned());
+}
+
 #[test]
 fn reentrant_call_into_the_same_instance() {
     let mut guest = host_fns_instance();
@@ -170,6 +246,7 @@ fn missing_host_functions_are_named() {
                 [
                     "membrane_host::always_fails",
                     "membrane_host::call_back",
+                    "membrane_host::echo_bytes",
                     "membrane_host::log_line"
                 ]
             );
