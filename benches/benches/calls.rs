@@ -12,6 +12,9 @@
 //!   with `(acc, i)` for each `i`) against a WAT guest doing the same with a bare host
 //!   import (8-byte request read from guest memory, 4-byte response written through the
 //!   guest's allocation entry).
+//! - `host_bytes/<size>`: the `host-fns` guest's `through_host` (its input to the bytes
+//!   host function `echo_bytes` and back as its output) against the floor's
+//!   `through_host`, the same through a bare host import.
 //! - `timeout/64B`: echo 64 B on an engine with the default 5 s timeout (deadline armed
 //!   on the engine's clock at each call, epoch callback once per tick) against the same
 //!   on an engine without timeout (`none/64B`).
@@ -97,6 +100,35 @@ fn host_call(c: &mut Criterion) {
     group.bench_function("floor/1000", |b| {
         b.iter(|| black_box(floor.sum_n(black_box(N))))
     });
+    group.finish();
+}
+
+/// Bytes through a host function: the `host-fns` guest's `through_host` passes its input
+/// to the bytes host function `echo_bytes` (`register_bytes`, returning a copy) and
+/// returns the response as its output; the floor does the same through a bare import.
+fn host_bytes(c: &mut Criterion) {
+    let engine = Engine::new(config()).unwrap();
+    let mut instance = engine
+        .load(&guest("host_fns"))
+        .unwrap()
+        .prepare(&host_fns_host())
+        .unwrap()
+        .instantiate(())
+        .unwrap();
+    let mut floor = Floor::new(&engine);
+    let mut group = c.benchmark_group("host_bytes");
+    for (size, label) in &SIZES[1..] {
+        let input: Vec<u8> = (0..*size).map(|i| (i * 7 + 3) as u8).collect();
+        assert_eq!(instance.call_raw("through_host", &input).unwrap(), input);
+        assert_eq!(floor.through_host(&input), input);
+        group.throughput(Throughput::Bytes(*size as u64));
+        group.bench_with_input(BenchmarkId::new("membrane", label), &input, |b, input| {
+            b.iter(|| black_box(instance.call_raw("through_host", black_box(input)).unwrap()))
+        });
+        group.bench_with_input(BenchmarkId::new("floor", label), &input, |b, input| {
+            b.iter(|| black_box(floor.through_host(black_box(input))))
+        });
+    }
     group.finish();
 }
 

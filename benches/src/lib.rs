@@ -216,6 +216,10 @@ pub fn host_fns_host() -> HostFunctions<()> {
     })
     .register("call_back", |_ctx, n: u32| -> Result<u32, HostError> {
         Ok(n)
-    });
+    })
+    .register_bytes(
+        "echo_bytes",
+        |_state: &mut (), input: &[u8]| -> Result<Vec<u8>, HostError> { Ok(input.to_vec()) },
+    );
     host
 }

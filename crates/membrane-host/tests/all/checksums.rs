@@ -5,7 +5,7 @@
 use membrane_codec::DecodeError;
 use membrane_host::{AbiViolation, ErrorKind, HostFunctions};
 
-use crate::support::engine;
+use crate::support::{engine, instance};
 
 /// The size classes of the call benches.
 const SIZES: [usize; 5] = [0, 64, 1 << 10, 64 << 10, 1 << 20];
@@ -82,5 +82,18 @@ fn the_host_refuses_an_output_with_one_flipped_bit_at_every_size() {
             checksum_mismatch(err.kind()),
             "{size} bytes, call_with: {err:?}"
         );
+    }
+}
+/// The echo guest does not ask the host to checksum an input the host wrote: an echo
+/// of any size calls the `membrane.crc32` intrinsic not once (its output is its input
+/// envelope, handed back in place), while an output it writes itself is checksummed.
+#[test]
+fn the_guest_does_not_reverify_what_the_host_wrote() {
+    let mut echo = instance("echo");
+    for size in SIZES {
+        let input: Vec<u8> = (0..size).map(|i| (i * 31 + 7) as u8).collect();
+        let before = echo.crc32_calls();
+        assert_eq!(echo.call_raw("echo", &input).unwrap(), input);
+        assert_eq!(echo.crc32_calls(), before, "echo of {size} bytes");
     }
 }
