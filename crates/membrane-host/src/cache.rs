@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::config::EngineConfig;
-use crate::error::{Error, ErrorKind, Result};
 use disk::{DiskCache, Lookup};
+use membrane_runtime::{Error, ErrorKind, Result};
 
 /// Counters of the compiled-module cache ([`Engine::cache_stats`](crate::Engine::cache_stats)).
 ///
@@ -653,7 +653,7 @@ pub(crate) fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<wasmtime
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::AbiViolation;
+    use membrane_runtime::AbiViolation;
 
     /// A check every module passes.
     fn accept(_: &wasmtime::Module) -> Result<()> {

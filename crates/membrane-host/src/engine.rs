@@ -9,8 +9,8 @@ use crate::Error;
 use crate::cache::{CacheStats, ModuleCache};
 use crate::clock::{Clock, Ticker};
 use crate::config::EngineConfig;
-use crate::error::{ErrorKind, LimitKind, Result};
 use crate::module::{Module, check_abi};
+use membrane_runtime::{ErrorKind, LimitKind, Result};
 
 /// A wasmtime engine configured from an [`EngineConfig`], with its compiled-module
 /// cache and its epoch ticker (the clock of per-call timeouts).

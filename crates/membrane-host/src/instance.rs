@@ -1,6 +1,8 @@
 //! Instances and calls: the one place where envelopes cross into and out of a guest.
 
-use membrane_codec::{Codec, Flags, max_encoded_len};
+use membrane_codec::Codec;
+use membrane_runtime::memory::{guest_region, guest_region_mut};
+use membrane_runtime::protocol::{self, read_in_place, read_to_vec};
 use membrane_types::{ALLOC_EXPORT, MEMORY_EXPORT, unpack_ptr_len};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,10 +11,10 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::{AsContextMut, Linker, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
-use crate::error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
 use crate::host_fn::{HostFunctions, provided};
 use crate::module::{Module, describe};
 use crate::store::{CancelHandle, Handles, Limits, StoreData, Timer};
+use membrane_runtime::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
 
 /// A module linked with its host functions, ready to make instances quickly (wasmtime's
 /// `InstancePre`: imports are resolved and type-checked once). `Send + Sync` when `T` is
@@ -457,9 +459,7 @@ fn call_func<T: 'static, R>(
 ) -> Result<R> {
     let (memory, alloc) = (handles.memory, &handles.alloc);
     let codec = Codec::new(store.data().codec);
-    let len = u32::try_from(max_encoded_len(input.len())).map_err(|_| {
-        ErrorKind::Serialize(membrane_codec::EncodeError::PayloadTooLarge { len: input.len() })
-    })?;
+    let len = protocol::input_envelope_len(input.len())?;
     let ptr = match alloc.call(&mut *store, (len, top_level as u32)) {
         Ok(0) => return Err(alloc_failed(store.data(), len)),
         Ok(ptr) => ptr,
@@ -471,9 +471,7 @@ fn call_func<T: 'static, R>(
         len,
         "input envelope from the allocation entry",
     )?;
-    let written = codec
-        .encode_into(region, input, Flags::NONE)
-        .map_err(ErrorKind::Serialize)? as u32;
+    let written = protocol::write_input(&codec, region, input)?;
     let packed = func
         .call(&mut *store, (ptr, written))
         .map_err(|e| classify(store.data_mut(), e))?;
@@ -484,54 +482,6 @@ fn call_func<T: 'static, R>(
     let (out_ptr, out_len) = unpack_ptr_len(packed);
     let bytes = guest_region(memory.data(&*store), out_ptr, out_len, "output envelope")?;
     read(&codec, bytes)
-}
-
-/// Reads an output envelope in place: the payload is borrowed from guest memory (or
-/// decompressed into a scratch buffer) and handed to `read`.
-pub(crate) fn read_in_place<R>(
-    codec: &Codec,
-    bytes: &[u8],
-    read: impl FnOnce(&[u8]) -> R,
-) -> Result<R> {
-    let envelope = codec
-        .decode(bytes)
-        .map_err(|e| Error::bad_envelope("output envelope", e))?;
-    let mut scratch = Vec::new();
-    if envelope.is_error() {
-        return Err(guest_error(envelope.payload(&mut scratch)));
-    }
-    let payload = envelope
-        .payload(&mut scratch)
-        .map_err(|e| Error::bad_envelope("output envelope", e))?;
-    Ok(read(payload))
-}
-
-/// Copies an output envelope's payload out of guest memory, verifying the checksum in
-/// the same pass.
-#[inline]
-pub(crate) fn read_to_vec(codec: &Codec, bytes: &[u8]) -> Result<Vec<u8>> {
-    // Sized for an uncompressed payload up front: one exact allocation, no growth.
-    let mut out = Vec::with_capacity(bytes.len().saturating_sub(membrane_codec::HEADER_LEN));
-    let flags = codec
-        .decode_to_vec(bytes, &mut out)
-        .map_err(|e| Error::bad_envelope("output envelope", e))?;
-    if flags.contains(Flags::ERROR) {
-        return Err(guest_error(Ok(&out)));
-    }
-    Ok(out)
-}
-
-/// The error for an error envelope's payload.
-#[cold]
-fn guest_error(payload: std::result::Result<&[u8], membrane_codec::DecodeError>) -> Error {
-    match payload.and_then(membrane_codec::parse_error_payload) {
-        Ok(error) => ErrorKind::Guest {
-            code: error.code,
-            message: error.message.to_string(),
-        }
-        .into(),
-        Err(e) => Error::bad_envelope("error envelope", e),
-    }
 }
 
 /// The typed guest function `name`, resolved once per instance.
@@ -595,37 +545,6 @@ pub(crate) fn alloc_failed<T>(data: &StoreData<T>, len: u32) -> Error {
         .into()
     } else {
         Error::abi(AbiViolation::AllocFailed { len })
-    }
-}
-
-/// Bounds-checked view of `[ptr, ptr + len)` in guest memory.
-#[inline]
-pub(crate) fn guest_region<'m>(
-    memory: &'m [u8],
-    ptr: u32,
-    len: u32,
-    what: &'static str,
-) -> Result<&'m [u8]> {
-    let start = ptr as usize;
-    match start.checked_add(len as usize) {
-        Some(end) if end <= memory.len() => Ok(&memory[start..end]),
-        _ => Err(Error::bad_pointer(what, ptr, len, memory.len())),
-    }
-}
-
-/// Bounds-checked mutable view of `[ptr, ptr + len)` in guest memory.
-#[inline]
-pub(crate) fn guest_region_mut<'m>(
-    memory: &'m mut [u8],
-    ptr: u32,
-    len: u32,
-    what: &'static str,
-) -> Result<&'m mut [u8]> {
-    let memory_len = memory.len();
-    let start = ptr as usize;
-    match start.checked_add(len as usize) {
-        Some(end) if end <= memory_len => Ok(&mut memory[start..end]),
-        _ => Err(Error::bad_pointer(what, ptr, len, memory_len)),
     }
 }
 

@@ -43,7 +43,6 @@ mod cache;
 mod clock;
 mod config;
 mod engine;
-mod error;
 mod host_fn;
 mod instance;
 mod module;
@@ -54,10 +53,12 @@ mod store;
 pub use cache::CacheStats;
 pub use config::EngineConfig;
 pub use engine::Engine;
-pub use error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
-pub use host_fn::{HostContext, HostError, HostFunctions};
+pub use host_fn::{HostContext, HostFunctions};
 pub use instance::{Instance, InstancePre};
 pub use membrane_codec::CodecConfig;
+pub use membrane_runtime::{
+    AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, TrapKind,
+};
 pub use membrane_types::ErrorCode;
 pub use module::Module;
 pub use store::CancelHandle;

@@ -8,9 +8,9 @@ use membrane_types::{
 use wasmtime::{ExternType, FuncType, ValType};
 
 use crate::engine::Engine;
-use crate::error::{AbiViolation, Error, Result};
 use crate::host_fn::HostFunctions;
 use crate::instance::InstancePre;
+use membrane_runtime::{AbiViolation, Error, Result};
 
 /// A compiled membrane module whose ABI has been checked. Cheap to clone, `Send + Sync`.
 ///

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 
-use crate::error::{ErrorKind, LimitKind, Result};
+use membrane_runtime::{ErrorKind, LimitKind, Result};
 
 /// Stack kept for the host's own frames beyond the guest's `max_wasm_stack`: wasmtime's
 /// trampolines, membrane's call path and the host functions the guest calls, which

@@ -9,7 +9,7 @@
 use wasmparser::{Parser, Payload};
 
 use crate::config::EngineConfig;
-use crate::error::{ErrorKind, LimitKind, Result};
+use membrane_runtime::{ErrorKind, LimitKind, Result};
 
 /// Linear memories an instance may have: the one the ABI exports.
 pub(crate) const MAX_MEMORIES: u32 = 1;

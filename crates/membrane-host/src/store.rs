@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::{Memory, TypedFunc};
 
 use crate::clock::Clock;
-use crate::error::{Error, TrapKind};
 use crate::resources::{MAX_MEMORIES, MAX_TABLES};
+use membrane_runtime::{Error, TrapKind};
 
 /// The data of a membrane store.
 pub(crate) struct StoreData<T> {
