@@ -512,6 +512,10 @@ impl ModuleCache {
     /// The module (of `wasm_len` wasm bytes) from its disk cache file, if there is one
     /// that passes the integrity check and that wasmtime accepts. Anything else is
     /// reported and `None`.
+    // The crate denies `unsafe`; this is one of its two exceptions: wasmtime's
+    // `Module::deserialize` is unsafe (it runs the machine code it is given), and a disk
+    // cache must call it. The file is verified first (see the `SAFETY` comment below).
+    #[allow(unsafe_code)]
     fn load_from_disk(
         &self,
         engine: &wasmtime::Engine,
@@ -730,6 +734,8 @@ mod tests {
     /// artifact does not cover NaN canonicalization, so an artifact compiled without
     /// it would load into an engine that promises it, and quietly break determinism.
     #[test]
+    // A test of what wasmtime's unsafe `deserialize` accepts: it must call it.
+    #[allow(unsafe_code)]
     fn wasmtime_alone_accepts_an_artifact_of_other_nan_settings() {
         let plain = engine(&EngineConfig::default());
         let canonical = engine(&EngineConfig {

@@ -12,9 +12,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasmtime::{AsContextMut, Caller, ExternType, Linker, Memory, ValType};
 
-use crate::instance::call_in;
-use crate::module::{HOST_FUNCTION_SIGNATURE, has_signature, is_i32, is_i64};
+use crate::call::call_in;
+use crate::signature::{HOST_FUNCTION_SIGNATURE, has_signature, is_i32, is_i64};
 use crate::store::{Handles, StoreData};
+use crate::trap::{alloc_failed, classify};
 use membrane_runtime::memory::{guest_region, guest_region_mut};
 use membrane_runtime::protocol::{self, read_to_vec};
 use membrane_runtime::{AbiViolation, Error, ErrorKind, HostError, Result};
@@ -127,7 +128,8 @@ impl<T: 'static> Clone for Registered<T> {
 /// [`HostContext`].
 ///
 /// ```
-/// use membrane_host::{HostError, HostFunctions};
+/// use membrane_runtime::HostError;
+/// use membrane_wasmtime::HostFunctions;
 ///
 /// let mut host = HostFunctions::<Vec<String>>::new();
 /// host.register("add", |_ctx, (a, b): (u32, u32)| -> Result<u32, HostError> {
@@ -232,7 +234,8 @@ impl<T: Send + 'static> HostFunctions<T> {
     /// [`HostFunctions::register_raw`] for that.
     ///
     /// ```
-    /// use membrane_host::{HostError, HostFunctions};
+    /// use membrane_runtime::HostError;
+    /// use membrane_wasmtime::HostFunctions;
     ///
     /// let mut host = HostFunctions::<u64>::new();
     /// host.register_bytes("reverse", |seen: &mut u64, input: &[u8]| -> Result<Vec<u8>, HostError> {
@@ -606,12 +609,9 @@ fn alloc_in_guest<T: 'static>(
     len: u32,
 ) -> Result<u32> {
     match alloc.call(&mut *caller, (len, 0)) {
-        Ok(0) => Err(crate::instance::alloc_failed(caller.data(), len)),
+        Ok(0) => Err(alloc_failed(caller.data(), len)),
         Ok(ptr) => Ok(ptr),
-        Err(e) => Err(crate::instance::classify(
-            caller.as_context_mut().data_mut(),
-            e,
-        )),
+        Err(e) => Err(classify(caller.as_context_mut().data_mut(), e)),
     }
 }
 

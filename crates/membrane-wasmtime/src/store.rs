@@ -45,7 +45,7 @@ pub(crate) struct Handles {
     /// first use. (A `TypedFunc` is costly to clone: it is always used by reference.)
     pub(crate) functions: Box<[std::sync::OnceLock<GuestFunc>]>,
     /// The module, for its function table.
-    pub(crate) module: crate::Module,
+    pub(crate) module: crate::module::Module,
 }
 
 impl<T> StoreData<T> {
@@ -229,7 +229,7 @@ pub struct CancelHandle {
 impl CancelHandle {
     /// A handle not yet bound to an instance, for
     /// [`InstancePre::instantiate_with_cancel`](crate::InstancePre::instantiate_with_cancel).
-    pub fn new(engine: &crate::Engine) -> CancelHandle {
+    pub fn new(engine: &crate::engine::Engine) -> CancelHandle {
         CancelHandle {
             flag: Arc::new(AtomicBool::new(false)),
             engine: engine.wasmtime().clone(),
