@@ -155,10 +155,9 @@ pub fn write_value_response<O: Serialize + ?Sized>(
     region: &mut [u8],
     value: &O,
 ) -> std::result::Result<Option<u32>, HostError> {
-    if region.len() <= HEADER_LEN {
+    let Some((head, body)) = region.split_at_mut_checked(HEADER_LEN) else {
         return Ok(None);
-    }
-    let (head, body) = region.split_at_mut(HEADER_LEN);
+    };
     match postcard::serialize_with_flavor(value, ShortRuns { buf: body, pos: 0 }) {
         Ok(n) => {
             finish_header(head, &body[..n]);
@@ -404,6 +403,8 @@ mod tests {
         assert_eq!(out, value);
         assert_eq!(write_value_response(&mut buf[..14], &value), Ok(None));
         assert_eq!(write_value_response(&mut buf[..12], &value), Ok(None));
+        assert_eq!(write_value_response(&mut buf[..11], &value), Ok(None));
+        assert_eq!(write_value_response(&mut [0u8; 12], &()), Ok(Some(12)));
 
         let total = response_len(value_payload_len(&value).unwrap()).unwrap() as usize;
         assert_eq!(total, n);
