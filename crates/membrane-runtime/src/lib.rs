@@ -7,6 +7,8 @@
 //! - [`protocol`]: the envelope-level call protocol over bytes of guest memory: writing
 //!   an input envelope, reading and verifying an output (in place or copied), reading a
 //!   host function's request and writing its response.
+//! - [`executor`]: the object-safe seam an executor implements (load, instantiate,
+//!   call, cancel).
 //!
 //! An executor (today `membrane-wasmtime`) runs the guest code and hands these functions
 //! the regions of guest memory the ABI names (`docs/abi.md`). Host authors use
@@ -41,6 +43,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod executor;
 pub mod memory;
 pub mod protocol;
 

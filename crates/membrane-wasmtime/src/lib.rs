@@ -14,7 +14,8 @@
 //! Layers point one way: `signature`, `trap`, `resources`, `native_stack` and `clock` at
 //! the bottom; `config`, `cache` and `engine`; `module` (which adds [`Engine::load`]);
 //! `store`; `call` (the call path); `host_fn`; `instance` (which adds
-//! [`Module::prepare`]).
+//! [`Module::prepare`]); `seam` (`membrane-runtime`'s executor traits, implemented by
+//! the types above).
 //!
 //! # Example
 //!
@@ -46,6 +47,7 @@ mod instance;
 mod module;
 mod native_stack;
 mod resources;
+mod seam;
 mod signature;
 mod store;
 mod trap;
