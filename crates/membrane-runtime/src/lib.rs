@@ -7,6 +7,8 @@
 //! - [`protocol`]: the envelope-level call protocol over bytes of guest memory: writing
 //!   an input envelope, reading and verifying an output (in place or copied), reading a
 //!   host function's request and writing its response.
+//! - [`imports`]: the ABI's function signatures and the table of host functions, keyed
+//!   by `(import module, name)`.
 //! - [`executor`]: the object-safe seam an executor implements (load, instantiate,
 //!   call, cancel).
 //!
@@ -44,6 +46,7 @@
 
 mod error;
 pub mod executor;
+pub mod imports;
 pub mod memory;
 pub mod protocol;
 

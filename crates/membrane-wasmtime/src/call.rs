@@ -3,13 +3,13 @@
 //! `host_fn.rs`.
 
 use membrane_codec::Codec;
+use membrane_runtime::imports::GUEST_FUNCTION;
 use membrane_runtime::memory::{guest_region, guest_region_mut};
 use membrane_runtime::protocol;
 use membrane_runtime::{AbiViolation, Error, ErrorKind, LimitKind, Result};
 use membrane_types::unpack_ptr_len;
 use wasmtime::{AsContextMut, Store, StoreContextMut, TypedFunc};
 
-use crate::signature::FUNCTION_SIGNATURE;
 use crate::store::{Handles, StoreData};
 use crate::trap::{alloc_failed, classify};
 
@@ -182,7 +182,7 @@ fn resolve_function<'h, T: 'static>(
     if let Err(found) = &export.signature {
         return Err(Error::abi(AbiViolation::WrongExportType {
             name: name.to_string(),
-            expected: FUNCTION_SIGNATURE,
+            expected: GUEST_FUNCTION.text,
             found: found.clone(),
         }));
     }

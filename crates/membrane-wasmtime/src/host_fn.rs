@@ -10,12 +10,12 @@ use membrane_types::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasmtime::{AsContextMut, Caller, ExternType, Linker, Memory, ValType};
+use wasmtime::{AsContextMut, Caller, Linker, Memory};
 
 use crate::call::call_in;
-use crate::signature::{HOST_FUNCTION_SIGNATURE, has_signature, is_i32, is_i64};
 use crate::store::{Handles, StoreData};
 use crate::trap::{alloc_failed, classify};
+use membrane_runtime::imports::{HostTable, Signature};
 use membrane_runtime::memory::{guest_region, guest_region_mut};
 use membrane_runtime::protocol::{self, read_to_vec};
 use membrane_runtime::{AbiViolation, Error, ErrorKind, HostError, Result};
@@ -142,13 +142,13 @@ impl<T: 'static> Clone for Registered<T> {
 /// assert_eq!(host.names().count(), 2);
 /// ```
 pub struct HostFunctions<T: 'static> {
-    functions: Vec<(String, Registered<T>)>,
+    table: HostTable<Registered<T>>,
 }
 
 impl<T: 'static> Default for HostFunctions<T> {
     fn default() -> Self {
         HostFunctions {
-            functions: Vec::new(),
+            table: HostTable::new(),
         }
     }
 }
@@ -156,7 +156,7 @@ impl<T: 'static> Default for HostFunctions<T> {
 impl<T: 'static> Clone for HostFunctions<T> {
     fn clone(&self) -> Self {
         HostFunctions {
-            functions: self.functions.clone(),
+            table: self.table.clone(),
         }
     }
 }
@@ -251,19 +251,18 @@ impl<T: Send + 'static> HostFunctions<T> {
     }
 
     fn insert(&mut self, name: &str, f: Registered<T>) -> &mut Self {
-        self.functions.retain(|(n, _)| n != name);
-        self.functions.push((name.to_string(), f));
+        self.table.insert(name, f);
         self
     }
 
     /// The registered names.
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.functions.iter().map(|(n, _)| n.as_str())
+        self.table.names()
     }
 
     /// Whether a function of this name is registered.
     pub fn contains(&self, name: &str) -> bool {
-        self.functions.iter().any(|(n, _)| n == name)
+        self.table.contains(name)
     }
 
     /// Adds the intrinsics and these functions to a linker.
@@ -275,8 +274,8 @@ impl<T: Send + 'static> HostFunctions<T> {
         linker
             .func_wrap(INTRINSICS_MODULE, PANIC_IMPORT, intrinsic_panic::<T>)
             .map_err(host)?;
-        for (name, f) in &self.functions {
-            let name: Arc<str> = Arc::from(name.as_str());
+        for (name, f) in self.table.iter() {
+            let name: Arc<str> = Arc::from(name);
             let f = f.clone();
             linker
                 .func_wrap(
@@ -317,45 +316,14 @@ impl<T: Send + 'static> HostFunctions<T> {
     }
 }
 
-/// The type of a function the linker provides.
-pub(crate) struct Provided {
-    params: &'static [fn(&ValType) -> bool],
-    results: &'static [fn(&ValType) -> bool],
-    /// The type as WAT text, for error messages.
-    pub(crate) text: &'static str,
-}
-
-impl Provided {
-    /// Whether an import of type `ty` can take this function.
-    pub(crate) fn fits(&self, ty: &ExternType) -> bool {
-        matches!(ty, ExternType::Func(f) if has_signature(f, self.params, self.results))
-    }
-}
-
-/// The type the linker gives this import, or `None` if it does not provide it.
+/// The signature the linker gives this import, or `None` if it does not provide it.
+#[inline]
 pub(crate) fn provided<T: Send + 'static>(
     host: &HostFunctions<T>,
     module: &str,
     name: &str,
-) -> Option<Provided> {
-    match (module, name) {
-        (INTRINSICS_MODULE, CRC32_IMPORT) => Some(Provided {
-            params: &[is_i32, is_i32, is_i32],
-            results: &[is_i32],
-            text: "(func (param i32 i32 i32) (result i32))",
-        }),
-        (INTRINSICS_MODULE, PANIC_IMPORT) => Some(Provided {
-            params: &[is_i32, is_i32],
-            results: &[],
-            text: "(func (param i32 i32))",
-        }),
-        (HOST_MODULE, name) if host.contains(name) => Some(Provided {
-            params: &[is_i32, is_i32, is_i32, is_i32],
-            results: &[is_i64],
-            text: HOST_FUNCTION_SIGNATURE,
-        }),
-        _ => None,
-    }
+) -> Option<&'static Signature> {
+    host.table.provided(module, name)
 }
 
 /// Reads a host function's request, the same way for every kind of host function

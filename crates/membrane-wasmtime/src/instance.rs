@@ -16,7 +16,7 @@ use membrane_runtime::{AbiViolation, Error, ErrorKind, Result};
 use crate::call::{begin_top_level_call, call_top_level};
 use crate::host_fn::{HostFunctions, provided};
 use crate::module::Module;
-use crate::signature::describe;
+use crate::signature::{describe, fits};
 use crate::store::{CancelHandle, Handles, Limits, StoreData, Timer};
 use crate::trap::classify;
 
@@ -54,7 +54,7 @@ impl<T: Send + 'static> InstancePre<T> {
             let name = format!("{}::{}", import.module(), import.name());
             match provided(host, import.module(), import.name()) {
                 None => missing.push(name),
-                Some(provided) if !provided.fits(&import.ty()) => {
+                Some(provided) if !fits(&import.ty(), provided) => {
                     wrong_type.get_or_insert(AbiViolation::WrongImportType {
                         import: name,
                         expected: provided.text,

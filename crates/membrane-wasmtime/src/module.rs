@@ -11,7 +11,9 @@ use membrane_types::{
 use wasmtime::ExternType;
 
 use crate::engine::Engine;
-use crate::signature::{ALLOC_SIGNATURE, describe, has_signature, is_i32, is_i64};
+use membrane_runtime::imports::{ALLOC, GUEST_FUNCTION};
+
+use crate::signature::{describe, has_signature};
 
 /// A compiled membrane module whose ABI has been checked. Cheap to clone, `Send + Sync`.
 ///
@@ -90,11 +92,11 @@ pub(crate) fn check_abi(module: &wasmtime::Module) -> Result<()> {
         }
     }
     match module.get_export(ALLOC_EXPORT) {
-        Some(ExternType::Func(f)) if has_signature(&f, &[is_i32, is_i32], &[is_i32]) => {}
+        Some(ExternType::Func(f)) if has_signature(&f, &ALLOC) => {}
         Some(other) => {
             return Err(Error::abi(AbiViolation::WrongExportType {
                 name: ALLOC_EXPORT.into(),
-                expected: ALLOC_SIGNATURE,
+                expected: ALLOC.text,
                 found: describe(&other),
             }));
         }
@@ -184,7 +186,7 @@ impl Module {
             if export.name().starts_with(RESERVED_EXPORT_PREFIX) {
                 continue;
             }
-            let signature = if has_signature(&ty, &[is_i32, is_i32], &[is_i64]) {
+            let signature = if has_signature(&ty, &GUEST_FUNCTION) {
                 Ok(())
             } else {
                 Err(ty.to_string())

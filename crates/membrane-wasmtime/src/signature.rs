@@ -1,36 +1,29 @@
-//! The ABI's function signatures and the checks of wasm types against them.
+//! The wasm types of a module checked against the ABI's signatures
+//! (`membrane_runtime::imports`).
 
+use membrane_runtime::imports::{self, Signature};
 use wasmtime::{ExternType, FuncType, ValType};
 
-/// The ABI signature of guest functions.
-pub(crate) const FUNCTION_SIGNATURE: &str = "(func (param i32 i32) (result i64))";
-
-/// The type of a host function import (`docs/abi.md` §4): request pointer and length,
-/// response buffer pointer and capacity; packed response location.
-pub(crate) const HOST_FUNCTION_SIGNATURE: &str = "(func (param i32 i32 i32 i32) (result i64))";
-/// The ABI signature of the allocation entry.
-pub(crate) const ALLOC_SIGNATURE: &str = "(func (param i32 i32) (result i32))";
-
-/// Whether `ty` has these parameter and result types, each checked by a predicate.
-pub(crate) fn has_signature(
-    ty: &FuncType,
-    params: &[fn(&ValType) -> bool],
-    results: &[fn(&ValType) -> bool],
-) -> bool {
-    ty.params().len() == params.len()
-        && ty.results().len() == results.len()
-        && ty.params().zip(params).all(|(p, ok)| ok(&p))
-        && ty.results().zip(results).all(|(r, ok)| ok(&r))
+/// Whether `ty` has the signature `sig`.
+pub(crate) fn has_signature(ty: &FuncType, sig: &Signature) -> bool {
+    ty.params().len() == sig.params.len()
+        && ty.results().len() == sig.results.len()
+        && ty.params().zip(sig.params).all(|(p, s)| is(&p, *s))
+        && ty.results().zip(sig.results).all(|(r, s)| is(&r, *s))
 }
 
-/// Whether `t` is `i32`.
-pub(crate) fn is_i32(t: &ValType) -> bool {
-    matches!(t, ValType::I32)
+/// Whether an import or export of type `ty` is a function with the signature `sig`.
+pub(crate) fn fits(ty: &ExternType, sig: &Signature) -> bool {
+    matches!(ty, ExternType::Func(f) if has_signature(f, sig))
 }
 
-/// Whether `t` is `i64`.
-pub(crate) fn is_i64(t: &ValType) -> bool {
-    matches!(t, ValType::I64)
+/// Whether `t` is the ABI type `s`.
+fn is(t: &ValType, s: imports::ValType) -> bool {
+    match s {
+        imports::ValType::I32 => matches!(t, ValType::I32),
+        imports::ValType::I64 => matches!(t, ValType::I64),
+        _ => false,
+    }
 }
 
 /// A short text for an extern type.
