@@ -351,7 +351,9 @@ fn read_request<T: 'static, R>(
     let codec = Codec::new(caller.data().codec);
     let request = guest_region(memory.data(&*caller), ptr, len, "host function request")?;
     let (value, decompressed) = protocol::read_request(&codec, request, read)?;
-    charge_fuel(caller, decompressed)?;
+    if decompressed != 0 {
+        charge_fuel(caller, decompressed)?;
+    }
     Ok(value)
 }
 
