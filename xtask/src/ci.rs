@@ -52,6 +52,14 @@ pub(crate) fn run() -> Result<(), String> {
             "--no-default-features",
         ])?;
     }
+    // The executor-neutral host runtime needs std but no wasmtime: it builds for wasm32.
+    run::cargo(&[
+        "build",
+        "-p",
+        "membrane-runtime",
+        "--target",
+        "wasm32-unknown-unknown",
+    ])?;
     run::cargo_env(
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],

@@ -15,6 +15,10 @@
 //! - [`Instance`]: guest state kept across calls; [`Instance::call`] (typed, postcard),
 //!   [`Instance::call_raw`] (bytes) and [`Instance::call_with`] (read the output in place).
 //!
+//! This crate is the one host authors depend on; it holds no code of its own. The
+//! errors and the envelope call protocol come from `membrane-runtime` (no wasmtime),
+//! the engine, modules and instances from `membrane-wasmtime`.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -37,30 +41,19 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | *(none yet)* |    | wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
+//! | *(none yet)* |    | the wasmtime executor (`membrane-wasmtime`), built with Cranelift, the pooling allocator and parallel compilation only |
 
-mod cache;
-mod clock;
-mod config;
-mod engine;
-mod error;
-mod host_fn;
-mod instance;
-mod module;
-mod native_stack;
-mod resources;
-mod store;
+#![forbid(unsafe_code)]
 
-pub use cache::CacheStats;
-pub use config::EngineConfig;
-pub use engine::Engine;
-pub use error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
-pub use host_fn::{HostContext, HostError, HostFunctions};
-pub use instance::{Instance, InstancePre};
 pub use membrane_codec::CodecConfig;
+pub use membrane_runtime::{
+    AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, TrapKind,
+};
 pub use membrane_types::ErrorCode;
-pub use module::Module;
-pub use store::CancelHandle;
+pub use membrane_wasmtime::{
+    CacheStats, CancelHandle, Engine, EngineConfig, HostContext, HostFunctions, Instance,
+    InstancePre, Module,
+};
 
 /// The README's and the guides' code, compiled (and run where possible) as doctests.
 #[cfg(doctest)]

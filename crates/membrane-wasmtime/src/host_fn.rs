@@ -3,68 +3,22 @@
 
 use std::sync::Arc;
 
-use membrane_codec::{Codec, Crc32Fast, Flags, HEADER_LEN, Header, envelope_checksum};
+use membrane_codec::{Codec, Crc32Fast, HEADER_LEN};
 use membrane_types::{
     CRC32_IMPORT, ErrorCode, HOST_MODULE, INTRINSICS_MODULE, MAX_PANIC_MESSAGE, PANIC_IMPORT,
     pack_ptr_len,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasmtime::{AsContextMut, Caller, ExternType, Linker, Memory, ValType};
+use wasmtime::{AsContextMut, Caller, Linker, Memory};
 
-use crate::error::{AbiViolation, Error, ErrorKind, Result};
-use crate::instance::{call_in, guest_region, guest_region_mut};
-use crate::module::{HOST_FUNCTION_SIGNATURE, has_signature, is_i32, is_i64};
+use crate::call::call_in;
 use crate::store::{Handles, StoreData};
-
-/// The error a host function returns; the guest receives it as an error envelope
-/// (its wrapper returns `Err` with this code and message).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostError {
-    /// The code (see `membrane_types::ErrorCode`).
-    pub code: ErrorCode,
-    /// The message.
-    pub message: String,
-}
-
-impl HostError {
-    /// A host error with this code and message.
-    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> HostError {
-        HostError {
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<&str> for HostError {
-    fn from(message: &str) -> HostError {
-        HostError::new(ErrorCode::HOST_FUNCTION_FAILED, message)
-    }
-}
-
-impl From<String> for HostError {
-    fn from(message: String) -> HostError {
-        HostError::new(ErrorCode::HOST_FUNCTION_FAILED, message)
-    }
-}
-
-impl From<Error> for HostError {
-    fn from(e: Error) -> HostError {
-        match e.kind() {
-            ErrorKind::Guest { code, message } => HostError::new(*code, message.clone()),
-            _ => HostError::new(ErrorCode::HOST_FUNCTION_FAILED, e.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for HostError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "host error {}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for HostError {}
+use crate::trap::{alloc_failed, classify};
+use membrane_runtime::imports::{HostTable, Signature};
+use membrane_runtime::memory::{guest_region, guest_region_mut};
+use membrane_runtime::protocol::{self, read_to_vec};
+use membrane_runtime::{AbiViolation, Error, ErrorKind, HostError, Result};
 
 /// What a host function sees of the call it serves: the host state of the instance,
 /// the function's name, and re-entrant calls back into the same instance.
@@ -110,13 +64,7 @@ impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
         let Some(handles) = self.caller.data().handles.clone() else {
             return Err(Error::host("instance is not initialised"));
         };
-        call_in(
-            &mut *self.caller,
-            &handles,
-            name,
-            input,
-            crate::instance::read_to_vec,
-        )
+        call_in(&mut *self.caller, &handles, name, input, read_to_vec)
     }
 
     /// Typed variant of [`HostContext::call_raw`] (postcard).
@@ -180,7 +128,8 @@ impl<T: 'static> Clone for Registered<T> {
 /// [`HostContext`].
 ///
 /// ```
-/// use membrane_host::{HostError, HostFunctions};
+/// use membrane_runtime::HostError;
+/// use membrane_wasmtime::HostFunctions;
 ///
 /// let mut host = HostFunctions::<Vec<String>>::new();
 /// host.register("add", |_ctx, (a, b): (u32, u32)| -> Result<u32, HostError> {
@@ -193,13 +142,13 @@ impl<T: 'static> Clone for Registered<T> {
 /// assert_eq!(host.names().count(), 2);
 /// ```
 pub struct HostFunctions<T: 'static> {
-    functions: Vec<(String, Registered<T>)>,
+    table: HostTable<Registered<T>>,
 }
 
 impl<T: 'static> Default for HostFunctions<T> {
     fn default() -> Self {
         HostFunctions {
-            functions: Vec::new(),
+            table: HostTable::new(),
         }
     }
 }
@@ -207,7 +156,7 @@ impl<T: 'static> Default for HostFunctions<T> {
 impl<T: 'static> Clone for HostFunctions<T> {
     fn clone(&self) -> Self {
         HostFunctions {
-            functions: self.functions.clone(),
+            table: self.table.clone(),
         }
     }
 }
@@ -285,7 +234,8 @@ impl<T: Send + 'static> HostFunctions<T> {
     /// [`HostFunctions::register_raw`] for that.
     ///
     /// ```
-    /// use membrane_host::{HostError, HostFunctions};
+    /// use membrane_runtime::HostError;
+    /// use membrane_wasmtime::HostFunctions;
     ///
     /// let mut host = HostFunctions::<u64>::new();
     /// host.register_bytes("reverse", |seen: &mut u64, input: &[u8]| -> Result<Vec<u8>, HostError> {
@@ -301,19 +251,18 @@ impl<T: Send + 'static> HostFunctions<T> {
     }
 
     fn insert(&mut self, name: &str, f: Registered<T>) -> &mut Self {
-        self.functions.retain(|(n, _)| n != name);
-        self.functions.push((name.to_string(), f));
+        self.table.insert(name, f);
         self
     }
 
     /// The registered names.
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.functions.iter().map(|(n, _)| n.as_str())
+        self.table.names()
     }
 
     /// Whether a function of this name is registered.
     pub fn contains(&self, name: &str) -> bool {
-        self.functions.iter().any(|(n, _)| n == name)
+        self.table.contains(name)
     }
 
     /// Adds the intrinsics and these functions to a linker.
@@ -325,8 +274,8 @@ impl<T: Send + 'static> HostFunctions<T> {
         linker
             .func_wrap(INTRINSICS_MODULE, PANIC_IMPORT, intrinsic_panic::<T>)
             .map_err(host)?;
-        for (name, f) in &self.functions {
-            let name: Arc<str> = Arc::from(name.as_str());
+        for (name, f) in self.table.iter() {
+            let name: Arc<str> = Arc::from(name);
             let f = f.clone();
             linker
                 .func_wrap(
@@ -367,45 +316,14 @@ impl<T: Send + 'static> HostFunctions<T> {
     }
 }
 
-/// The type of a function the linker provides.
-pub(crate) struct Provided {
-    params: &'static [fn(&ValType) -> bool],
-    results: &'static [fn(&ValType) -> bool],
-    /// The type as WAT text, for error messages.
-    pub(crate) text: &'static str,
-}
-
-impl Provided {
-    /// Whether an import of type `ty` can take this function.
-    pub(crate) fn fits(&self, ty: &ExternType) -> bool {
-        matches!(ty, ExternType::Func(f) if has_signature(f, self.params, self.results))
-    }
-}
-
-/// The type the linker gives this import, or `None` if it does not provide it.
+/// The signature the linker gives this import, or `None` if it does not provide it.
+#[inline]
 pub(crate) fn provided<T: Send + 'static>(
     host: &HostFunctions<T>,
     module: &str,
     name: &str,
-) -> Option<Provided> {
-    match (module, name) {
-        (INTRINSICS_MODULE, CRC32_IMPORT) => Some(Provided {
-            params: &[is_i32, is_i32, is_i32],
-            results: &[is_i32],
-            text: "(func (param i32 i32 i32) (result i32))",
-        }),
-        (INTRINSICS_MODULE, PANIC_IMPORT) => Some(Provided {
-            params: &[is_i32, is_i32],
-            results: &[],
-            text: "(func (param i32 i32))",
-        }),
-        (HOST_MODULE, name) if host.contains(name) => Some(Provided {
-            params: &[is_i32, is_i32, is_i32, is_i32],
-            results: &[is_i64],
-            text: HOST_FUNCTION_SIGNATURE,
-        }),
-        _ => None,
-    }
+) -> Option<&'static Signature> {
+    host.table.provided(module, name)
 }
 
 /// Reads a host function's request, the same way for every kind of host function
@@ -431,25 +349,11 @@ fn read_request<T: 'static, R>(
     }
     charge_fuel(caller, len)?;
     let codec = Codec::new(caller.data().codec);
-    let envelope = codec
-        .decode(guest_region(
-            memory.data(&*caller),
-            ptr,
-            len,
-            "host function request",
-        )?)
-        .map_err(|e| Error::bad_envelope("host function request", e))?;
-    if let Some(payload) = envelope.uncompressed_payload() {
-        return Ok(read(payload));
+    let request = guest_region(memory.data(&*caller), ptr, len, "host function request")?;
+    let (value, decompressed) = protocol::read_request(&codec, request, read)?;
+    if decompressed != 0 {
+        charge_fuel(caller, decompressed)?;
     }
-    let decompressed = u32::try_from(envelope.payload_len()).unwrap_or(u32::MAX);
-    let mut scratch = Vec::new();
-    let payload = envelope
-        .payload(&mut scratch)
-        .map_err(|e| Error::bad_envelope("host function request", e))?;
-    let value = read(payload);
-    drop(scratch);
-    charge_fuel(caller, decompressed)?;
     Ok(value)
 }
 
@@ -491,19 +395,8 @@ fn call_bytes_host_fn<T: 'static>(
     let result = {
         let (data, store) = memory.data_and_store_mut(&mut *caller);
         let request = guest_region(data, ptr, len, "host function request")?;
-        let envelope = codec
-            .decode(request)
-            .map_err(|e| Error::bad_envelope("host function request", e))?;
-        match envelope.uncompressed_payload() {
-            Some(payload) => f(&mut store.state, payload),
-            None => {
-                let mut scratch = Vec::new();
-                let payload = envelope
-                    .payload(&mut scratch)
-                    .map_err(|e| Error::bad_envelope("host function request", e))?;
-                f(&mut store.state, payload)
-            }
-        }
+        // Not charged for decompression, unlike the other kinds (as before the split).
+        protocol::read_request(&codec, request, |payload| f(&mut store.state, payload))?.0
     };
     match result {
         Ok(output) => write_bytes(caller, buf, &output),
@@ -517,17 +410,9 @@ fn write_bytes<T: 'static>(
     buf: ResponseBuffer,
     bytes: &[u8],
 ) -> Result<u64> {
-    let total = u32::try_from(bytes.len())
-        .ok()
-        .and_then(|len| len.checked_add(HEADER_LEN as u32))
-        .ok_or_else(|| Error::host("host function output is larger than an envelope can carry"))?;
+    let total = protocol::response_len(bytes.len())?;
     let (ptr, region) = response_region(caller, buf, total)?;
-    Codec::new(membrane_codec::CodecConfig {
-        compress_threshold: None,
-        ..membrane_codec::CodecConfig::default()
-    })
-    .encode_into(region, bytes, Flags::NONE)
-    .map_err(|e| Error::host(format_args!("cannot encode host function output: {e}")))?;
+    protocol::write_bytes_response(region, bytes)?;
     Ok(pack_ptr_len(ptr, total))
 }
 
@@ -659,81 +544,21 @@ fn write_value<T: 'static, O: Serialize + ?Sized>(
             buf.cap,
             "host function response buffer",
         )?;
-        let (head, body) = region.split_at_mut(HEADER_LEN);
-        match postcard::serialize_with_flavor(value, ShortRuns { buf: body, pos: 0 }) {
-            Ok(n) => {
-                finish_header(head, &body[..n]);
-                return Ok(pack_ptr_len(buf.ptr, (HEADER_LEN + n) as u32));
-            }
+        match protocol::write_value_response(region, value) {
+            Ok(Some(total)) => return Ok(pack_ptr_len(buf.ptr, total)),
             // Too large for the buffer: sized and allocated below.
-            Err(postcard::Error::SerializeBufferFull) => {}
-            Err(e) => return write_error(caller, &serialize_failed(e), buf),
+            Ok(None) => {}
+            Err(e) => return write_error(caller, &e, buf),
         }
     }
-    let size = match postcard::experimental::serialized_size(value) {
+    let size = match protocol::value_payload_len(value) {
         Ok(size) => size,
-        Err(e) => return write_error(caller, &serialize_failed(e), buf),
+        Err(e) => return write_error(caller, &e, buf),
     };
-    write_envelope(caller, buf, size, |body| {
-        postcard::to_slice(value, body)
-            .map(drop)
-            .map_err(|e| Error::host(format_args!("host function output does not serialize: {e}")))
-    })
-}
-
-/// A postcard output into a slice that copies short runs (varints, small fields) byte
-/// by byte instead of calling `memcpy` for each; its output is the number of bytes
-/// written, always a prefix of `buf`.
-struct ShortRuns<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-}
-
-impl postcard::ser_flavors::Flavor for ShortRuns<'_> {
-    type Output = usize;
-
-    #[inline]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        let slot = self
-            .buf
-            .get_mut(self.pos)
-            .ok_or(postcard::Error::SerializeBufferFull)?;
-        *slot = byte;
-        self.pos += 1;
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        let end = self.pos + data.len();
-        let dst = self
-            .buf
-            .get_mut(self.pos..end)
-            .ok_or(postcard::Error::SerializeBufferFull)?;
-        if data.len() <= 8 {
-            for (d, s) in dst.iter_mut().zip(data) {
-                *d = *s;
-            }
-        } else {
-            dst.copy_from_slice(data);
-        }
-        self.pos = end;
-        Ok(())
-    }
-
-    #[inline]
-    fn finalize(self) -> postcard::Result<usize> {
-        Ok(self.pos)
-    }
-}
-
-/// The error envelope sent for a host function output that does not serialize.
-#[cold]
-fn serialize_failed(e: postcard::Error) -> HostError {
-    HostError::new(
-        ErrorCode::ENCODE_FAILED,
-        format!("host function output does not serialize: {e}"),
-    )
+    let total = protocol::response_len(size)?;
+    let (ptr, region) = response_region(caller, buf, total)?;
+    protocol::write_value_into(region, value)?;
+    Ok(pack_ptr_len(ptr, total))
 }
 
 fn write_error<T: 'static>(
@@ -741,43 +566,10 @@ fn write_error<T: 'static>(
     e: &HostError,
     buf: ResponseBuffer,
 ) -> Result<u64> {
-    let payload_len = membrane_codec::error_payload_len(&e.message);
-    let total = u32::try_from(HEADER_LEN + payload_len)
-        .map_err(|_| Error::host("host error message too long"))?;
+    let total = protocol::error_response_len(e)?;
     let (ptr, region) = response_region(caller, buf, total)?;
-    Codec::new(membrane_codec::CodecConfig::default())
-        .encode_error_into(region, e.code, &e.message)
-        .map_err(|e| Error::host(format_args!("cannot encode host error: {e}")))?;
+    protocol::write_error_response(region, e)?;
     Ok(pack_ptr_len(ptr, total))
-}
-
-/// Places a response envelope of `payload_len` bytes in guest memory (see
-/// [`response_ptr`]), lets `fill` write the payload, then writes the header with its
-/// checksum.
-fn write_envelope<T: 'static>(
-    caller: &mut Caller<'_, StoreData<T>>,
-    buf: ResponseBuffer,
-    payload_len: usize,
-    fill: impl FnOnce(&mut [u8]) -> Result<()>,
-) -> Result<u64> {
-    let total = u32::try_from(payload_len)
-        .ok()
-        .and_then(|len| len.checked_add(HEADER_LEN as u32))
-        .ok_or_else(|| Error::host("host function output is larger than an envelope can carry"))?;
-    let (ptr, region) = response_region(caller, buf, total)?;
-    let (head, body) = region.split_at_mut(HEADER_LEN);
-    fill(body)?;
-    finish_header(head, body);
-    Ok(pack_ptr_len(ptr, total))
-}
-
-/// Writes the header of a successful response carrying `body` into `head`.
-#[inline]
-fn finish_header(head: &mut [u8], body: &[u8]) {
-    // `body` is at most a guest memory region, which wasm32 addresses with a u32.
-    let mut header = Header::new(Flags::NONE, body.len() as u32, 0);
-    header.checksum = envelope_checksum(&Crc32Fast, &header, body);
-    head.copy_from_slice(&header.to_bytes());
 }
 
 /// Calls the guest's allocation entry for a nested allocation (never resets the arena).
@@ -787,12 +579,9 @@ fn alloc_in_guest<T: 'static>(
     len: u32,
 ) -> Result<u32> {
     match alloc.call(&mut *caller, (len, 0)) {
-        Ok(0) => Err(crate::instance::alloc_failed(caller.data(), len)),
+        Ok(0) => Err(alloc_failed(caller.data(), len)),
         Ok(ptr) => Ok(ptr),
-        Err(e) => Err(crate::instance::classify(
-            caller.as_context_mut().data_mut(),
-            e,
-        )),
+        Err(e) => Err(classify(caller.as_context_mut().data_mut(), e)),
     }
 }
 
@@ -830,7 +619,7 @@ fn charge_fuel_slow<T: 'static>(caller: &mut Caller<'_, StoreData<T>>, cost: u64
         .map_err(|e| Error::host(format_args!("cannot set fuel: {e:#}")))?;
     match left {
         Some(_) => Ok(()),
-        None => Err(ErrorKind::Trap(crate::error::TrapKind::OutOfFuel).into()),
+        None => Err(ErrorKind::Trap(membrane_runtime::TrapKind::OutOfFuel).into()),
     }
 }
 
@@ -872,7 +661,9 @@ fn crc32_of_guest_region<T: 'static>(
         at = next;
         if at < end && caller.data_mut().timer.expired() {
             let kind = caller.data_mut().timer.fired.take();
-            return Err(ErrorKind::Trap(kind.unwrap_or(crate::error::TrapKind::Timeout)).into());
+            return Err(
+                ErrorKind::Trap(kind.unwrap_or(membrane_runtime::TrapKind::Timeout)).into(),
+            );
         }
     }
     Ok(state)
@@ -896,55 +687,4 @@ fn intrinsic_panic<T: 'static>(mut caller: Caller<'_, StoreData<T>>, ptr: u32, l
         None => "<panic during instantiation>".to_string(),
     };
     caller.data_mut().panic = Some(message);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ShortRuns;
-    use postcard::ser_flavors::Flavor;
-
-    /// Runs of every length around the byte-by-byte limit land intact after the bytes
-    /// written before them; a run or byte that does not fit is refused.
-    #[test]
-    fn short_runs_writes_runs_of_every_length() {
-        for n in 0..24usize {
-            let data: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
-            let mut buf = [0xAAu8; 40];
-            let mut out = ShortRuns {
-                buf: &mut buf[..1 + n],
-                pos: 0,
-            };
-            out.try_push(7).unwrap();
-            out.try_extend(&data).unwrap();
-            assert!(out.try_push(0).is_err(), "len {n}");
-            assert!(n == 0 || out.try_extend(&data).is_err(), "len {n}");
-            assert_eq!(out.finalize().unwrap(), 1 + n);
-            assert_eq!(buf[0], 7);
-            assert_eq!(&buf[1..1 + n], &data[..], "len {n}");
-            assert!(buf[1 + n..].iter().all(|&b| b == 0xAA), "len {n}");
-        }
-    }
-
-    /// A typed value serialized through `ShortRuns` is what `postcard::to_slice` writes.
-    #[test]
-    fn short_runs_matches_postcard() {
-        let value = (
-            7u32,
-            u64::MAX,
-            "a string longer than eight bytes".to_string(),
-            vec![1u16, 300, 65535],
-        );
-        let mut a = [0u8; 128];
-        let mut b = [0u8; 128];
-        let n = postcard::serialize_with_flavor(
-            &value,
-            ShortRuns {
-                buf: &mut a,
-                pos: 0,
-            },
-        )
-        .unwrap();
-        let expected = postcard::to_slice(&value, &mut b).unwrap();
-        assert_eq!(&a[..n], &expected[..]);
-    }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use membrane_runtime::{Error, Result};
 
 /// How long the ticker keeps ticking after the last activity before it sleeps.
 pub(crate) const IDLE: Duration = Duration::from_millis(10);

@@ -1,21 +1,24 @@
-//! Compiled modules: the ABI check at load time, the function table, linking.
+//! Compiled modules: loading them with an engine ([`Engine::load`]), the ABI check at
+//! load time, the function table.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use membrane_runtime::{AbiViolation, Error, Result};
 use membrane_types::{
     ABI_VERSION, ABI_VERSION_EXPORT_PREFIX, ALLOC_EXPORT, MEMORY_EXPORT, RESERVED_EXPORT_PREFIX,
 };
-use wasmtime::{ExternType, FuncType, ValType};
+use wasmtime::ExternType;
 
 use crate::engine::Engine;
-use crate::error::{AbiViolation, Error, Result};
-use crate::host_fn::HostFunctions;
-use crate::instance::InstancePre;
+use membrane_runtime::imports::{ALLOC, GUEST_FUNCTION};
+
+use crate::signature::{describe, has_signature};
 
 /// A compiled membrane module whose ABI has been checked. Cheap to clone, `Send + Sync`.
 ///
 /// Instantiate it through [`Module::prepare`], which links the host functions once and
-/// returns an [`InstancePre`] that makes instances quickly.
+/// returns an [`InstancePre`](crate::InstancePre) that makes instances quickly.
 #[derive(Clone)]
 pub struct Module {
     inner: Arc<ModuleInner>,
@@ -34,34 +37,6 @@ pub(crate) struct FunctionExport {
     pub(crate) export: wasmtime::ModuleExport,
     /// `Err(found type)` when the signature is not `(i32, i32) -> i64`.
     pub(crate) signature: std::result::Result<(), String>,
-}
-
-/// The ABI signature of guest functions.
-pub(crate) const FUNCTION_SIGNATURE: &str = "(func (param i32 i32) (result i64))";
-
-/// The type of a host function import (`docs/abi.md` §4): request pointer and length,
-/// response buffer pointer and capacity; packed response location.
-pub(crate) const HOST_FUNCTION_SIGNATURE: &str = "(func (param i32 i32 i32 i32) (result i64))";
-/// The ABI signature of the allocation entry.
-const ALLOC_SIGNATURE: &str = "(func (param i32 i32) (result i32))";
-
-pub(crate) fn has_signature(
-    ty: &FuncType,
-    params: &[fn(&ValType) -> bool],
-    results: &[fn(&ValType) -> bool],
-) -> bool {
-    ty.params().len() == params.len()
-        && ty.results().len() == results.len()
-        && ty.params().zip(params).all(|(p, ok)| ok(&p))
-        && ty.results().zip(results).all(|(r, ok)| ok(&r))
-}
-
-pub(crate) fn is_i32(t: &ValType) -> bool {
-    matches!(t, ValType::I32)
-}
-
-pub(crate) fn is_i64(t: &ValType) -> bool {
-    matches!(t, ValType::I64)
 }
 
 /// The ABI version a module declares, from the name of its version export.
@@ -117,11 +92,11 @@ pub(crate) fn check_abi(module: &wasmtime::Module) -> Result<()> {
         }
     }
     match module.get_export(ALLOC_EXPORT) {
-        Some(ExternType::Func(f)) if has_signature(&f, &[is_i32, is_i32], &[is_i32]) => {}
+        Some(ExternType::Func(f)) if has_signature(&f, &ALLOC) => {}
         Some(other) => {
             return Err(Error::abi(AbiViolation::WrongExportType {
                 name: ALLOC_EXPORT.into(),
-                expected: ALLOC_SIGNATURE,
+                expected: ALLOC.text,
                 found: describe(&other),
             }));
         }
@@ -132,6 +107,71 @@ pub(crate) fn check_abi(module: &wasmtime::Module) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl Engine {
+    /// Loads a module from its wasm bytes: checks the size limit and the memories and
+    /// tables its instances would need against the memory and table limits, takes the compiled
+    /// module from the cache (memory, then disk when `cache_dir` is set) or compiles it
+    /// into the cache, and checks its ABI. A module that fails the ABI check is not
+    /// kept in either cache.
+    ///
+    /// Problems with the disk cache (unwritable directory, corrupted or incompatible
+    /// files) never fail a load: they are reported through `tracing` and the module is
+    /// compiled.
+    pub fn load(&self, wasm: &[u8]) -> Result<Module> {
+        self.check_size(wasm.len())?;
+        crate::resources::check(
+            wasm,
+            self.config().max_memory,
+            self.config().max_table_elements,
+        )?;
+        let compiled = self
+            .cache()
+            .get_or_compile(self.wasmtime(), wasm, check_abi)?;
+        Module::new(self.clone(), compiled, wasm.len())
+    }
+
+    /// Loads a module from a `.wasm` file (see [`Engine::load`]).
+    ///
+    /// Reads at most `max_module_size` bytes and one, whatever the file is: a larger
+    /// regular file is refused before it is read, and a pipe or a device that delivers
+    /// more is refused after one byte past the limit ([`LimitKind::ModuleSize`](membrane_runtime::LimitKind::ModuleSize)).
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
+        let path = path.as_ref();
+        self.load(&self.read_wasm(path)?)
+    }
+
+    /// Compiles `wasm` into the cache without instantiating it, so that later loads, in
+    /// this process or the next, are cache hits; checks its ABI like [`Engine::load`].
+    ///
+    /// With a `cache_dir`, makes sure the directory holds the verified artifact and
+    /// returns its path: ship the directory's artifacts with a program and an engine of
+    /// the same wasmtime version and compilation settings loads them without compiling
+    /// (other engines ignore them). Unlike a load, failing to write the artifact is an
+    /// error here ([`ErrorKind::Io`](membrane_runtime::ErrorKind::Io), or [`ErrorKind::Config`](membrane_runtime::ErrorKind::Config) when it alone exceeds
+    /// `disk_cache_size` or the size bound of cache files for its module, see
+    /// `docs/host-guide.md`). Without a `cache_dir`, fills the memory cache and returns
+    /// `None`.
+    pub fn precompile(&self, wasm: &[u8]) -> Result<Option<PathBuf>> {
+        self.check_size(wasm.len())?;
+        crate::resources::check(
+            wasm,
+            self.config().max_memory,
+            self.config().max_table_elements,
+        )?;
+        let cache = self.cache();
+        let key = cache.key(wasm);
+        let compiled = cache.get(self.wasmtime(), key, wasm, check_abi)?;
+        let module = Module::new(self.clone(), compiled, wasm.len())?;
+        cache.persist(&key, wasm.len(), module.wasmtime())
+    }
+
+    /// [`Engine::precompile`] of a `.wasm` file.
+    pub fn precompile_file(&self, path: impl AsRef<Path>) -> Result<Option<PathBuf>> {
+        let path = path.as_ref();
+        self.precompile(&self.read_wasm(path)?)
+    }
 }
 
 impl Module {
@@ -146,7 +186,7 @@ impl Module {
             if export.name().starts_with(RESERVED_EXPORT_PREFIX) {
                 continue;
             }
-            let signature = if has_signature(&ty, &[is_i32, is_i32], &[is_i64]) {
+            let signature = if has_signature(&ty, &GUEST_FUNCTION) {
                 Ok(())
             } else {
                 Err(ty.to_string())
@@ -207,13 +247,6 @@ impl Module {
         &self.inner.module
     }
 
-    /// Links `host` functions (and the ABI intrinsics) to this module once, and returns
-    /// a pre-linked [`InstancePre`] that makes instances of it. Fails, naming each of
-    /// them, if the module imports anything the host does not provide.
-    pub fn prepare<T: Send + 'static>(&self, host: &HostFunctions<T>) -> Result<InstancePre<T>> {
-        InstancePre::new(self.clone(), host)
-    }
-
     /// Index of the function `name` in the function table.
     #[inline]
     pub(crate) fn function_index(&self, name: &str) -> Option<usize> {
@@ -251,17 +284,6 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
                 && a.last_chunk::<8>() == b.last_chunk::<8>()
         }
         _ => a == b,
-    }
-}
-
-/// A short text for an extern type.
-pub(crate) fn describe(ty: &ExternType) -> String {
-    match ty {
-        ExternType::Func(f) => f.to_string(),
-        ExternType::Memory(m) => format!("memory ({} pages minimum)", m.minimum()),
-        ExternType::Table(t) => format!("table ({} elements minimum)", t.minimum()),
-        ExternType::Global(g) => format!("global {}", g.content()),
-        ExternType::Tag(_) => "tag".to_string(),
     }
 }
 

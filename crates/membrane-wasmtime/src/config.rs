@@ -8,7 +8,7 @@ use std::time::Duration;
 /// ([`EngineConfig::default`]); change what you need with struct update syntax:
 ///
 /// ```
-/// use membrane_host::EngineConfig;
+/// use membrane_wasmtime::EngineConfig;
 /// use std::time::Duration;
 ///
 /// let config = EngineConfig {
@@ -103,9 +103,9 @@ impl Default for EngineConfig {
 
 impl EngineConfig {
     /// The wasmtime configuration these settings ask for.
-    pub(crate) fn to_wasmtime(&self) -> crate::Result<wasmtime::Config> {
-        let invalid = |reason: &str| -> crate::Error {
-            crate::ErrorKind::Config {
+    pub(crate) fn to_wasmtime(&self) -> membrane_runtime::Result<wasmtime::Config> {
+        let invalid = |reason: &str| -> membrane_runtime::Error {
+            membrane_runtime::ErrorKind::Config {
                 reason: reason.to_string(),
             }
             .into()

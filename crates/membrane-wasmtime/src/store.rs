@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::{Memory, TypedFunc};
 
 use crate::clock::Clock;
-use crate::error::{Error, TrapKind};
 use crate::resources::{MAX_MEMORIES, MAX_TABLES};
+use membrane_runtime::{Error, TrapKind};
 
 /// The data of a membrane store.
 pub(crate) struct StoreData<T> {
@@ -45,7 +45,7 @@ pub(crate) struct Handles {
     /// first use. (A `TypedFunc` is costly to clone: it is always used by reference.)
     pub(crate) functions: Box<[std::sync::OnceLock<GuestFunc>]>,
     /// The module, for its function table.
-    pub(crate) module: crate::Module,
+    pub(crate) module: crate::module::Module,
 }
 
 impl<T> StoreData<T> {
@@ -254,7 +254,7 @@ pub struct CancelHandle {
 impl CancelHandle {
     /// A handle not yet bound to an instance, for
     /// [`InstancePre::instantiate_with_cancel`](crate::InstancePre::instantiate_with_cancel).
-    pub fn new(engine: &crate::Engine) -> CancelHandle {
+    pub fn new(engine: &crate::engine::Engine) -> CancelHandle {
         CancelHandle {
             flag: Arc::new(AtomicBool::new(false)),
             engine: engine.wasmtime().clone(),

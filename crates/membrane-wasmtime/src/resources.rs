@@ -8,8 +8,7 @@
 
 use wasmparser::{Parser, Payload};
 
-use crate::config::EngineConfig;
-use crate::error::{ErrorKind, LimitKind, Result};
+use membrane_runtime::{ErrorKind, LimitKind, Result};
 
 /// Linear memories an instance may have: the one the ABI exports.
 pub(crate) const MAX_MEMORIES: u32 = 1;
@@ -18,13 +17,13 @@ pub(crate) const MAX_MEMORIES: u32 = 1;
 /// bounded.
 pub(crate) const MAX_TABLES: u32 = 4;
 
-/// Refuses a module whose defined memories or tables exceed the limits of `config`:
+/// Refuses a module whose defined memories or tables exceed the engine's limits:
 /// more than [`MAX_MEMORIES`] memories or [`MAX_TABLES`] tables, an initial memory
 /// larger than `max_memory`, an initial table longer than `max_table_elements`.
 ///
 /// Bytes that do not parse are left to the compiler, which reports them as an invalid
 /// module with its own message.
-pub(crate) fn check(wasm: &[u8], config: &EngineConfig) -> Result<()> {
+pub(crate) fn check(wasm: &[u8], max_memory: usize, max_table_elements: usize) -> Result<()> {
     let (mut memories, mut tables) = (0u32, 0u32);
     for payload in Parser::new(0).parse_all(wasm) {
         let Ok(payload) = payload else {
@@ -39,11 +38,10 @@ pub(crate) fn check(wasm: &[u8], config: &EngineConfig) -> Result<()> {
                         .initial
                         .checked_shl(memory.page_size_log2())
                         .unwrap_or(u64::MAX);
-                    if bytes > config.max_memory as u64 {
-                        return Err(ErrorKind::Limit(LimitKind::Memory {
-                            limit: config.max_memory,
-                        })
-                        .into());
+                    if bytes > max_memory as u64 {
+                        return Err(
+                            ErrorKind::Limit(LimitKind::Memory { limit: max_memory }).into()
+                        );
                     }
                 }
             }
@@ -51,9 +49,9 @@ pub(crate) fn check(wasm: &[u8], config: &EngineConfig) -> Result<()> {
                 for table in reader {
                     let Ok(table) = table else { return Ok(()) };
                     tables = tables.saturating_add(1);
-                    if table.ty.initial > config.max_table_elements as u64 {
+                    if table.ty.initial > max_table_elements as u64 {
                         return Err(ErrorKind::Limit(LimitKind::Table {
-                            limit: config.max_table_elements,
+                            limit: max_table_elements,
                         })
                         .into());
                     }

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::config::EngineConfig;
-use crate::error::{Error, ErrorKind, Result};
 use disk::{DiskCache, Lookup};
+use membrane_runtime::{Error, ErrorKind, Result};
 
 /// Counters of the compiled-module cache ([`Engine::cache_stats`](crate::Engine::cache_stats)).
 ///
@@ -512,6 +512,10 @@ impl ModuleCache {
     /// The module (of `wasm_len` wasm bytes) from its disk cache file, if there is one
     /// that passes the integrity check and that wasmtime accepts. Anything else is
     /// reported and `None`.
+    // The crate denies `unsafe`; this is one of its two exceptions: wasmtime's
+    // `Module::deserialize` is unsafe (it runs the machine code it is given), and a disk
+    // cache must call it. The file is verified first (see the `SAFETY` comment below).
+    #[allow(unsafe_code)]
     fn load_from_disk(
         &self,
         engine: &wasmtime::Engine,
@@ -653,7 +657,7 @@ pub(crate) fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<wasmtime
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::AbiViolation;
+    use membrane_runtime::AbiViolation;
 
     /// A check every module passes.
     fn accept(_: &wasmtime::Module) -> Result<()> {
@@ -730,6 +734,8 @@ mod tests {
     /// artifact does not cover NaN canonicalization, so an artifact compiled without
     /// it would load into an engine that promises it, and quietly break determinism.
     #[test]
+    // A test of what wasmtime's unsafe `deserialize` accepts: it must call it.
+    #[allow(unsafe_code)]
     fn wasmtime_alone_accepts_an_artifact_of_other_nan_settings() {
         let plain = engine(&EngineConfig::default());
         let canonical = engine(&EngineConfig {

@@ -1,10 +1,13 @@
-//! The host's error type: one [`Error`] with a matchable [`ErrorKind`].
+//! The host's error type: one [`Error`] with a matchable [`ErrorKind`], and the
+//! [`HostError`] a host function returns to its guest.
 
 use membrane_codec::{DecodeError, EncodeError};
 use membrane_types::ErrorCode;
 use std::fmt;
 
 /// Everything that can go wrong in membrane-host.
+///
+/// One pointer wide (a box), so `Result<T, Error>` stays small on the hot path.
 ///
 /// Match on [`Error::kind`] to tell a guest-reported error from a trap, a panic, an ABI
 /// violation, a limit or a host-side failure. Messages are lower case without a trailing
@@ -288,7 +291,8 @@ impl Error {
     }
 
     /// Whether this failure poisons the instance it happened in.
-    pub(crate) fn poisons(&self) -> bool {
+    #[inline]
+    pub fn poisons(&self) -> bool {
         matches!(
             self.kind(),
             ErrorKind::Trap(_)
@@ -303,7 +307,7 @@ impl Error {
     /// it happened in a nested call. Kinds that do not poison become host failures
     /// carrying their message (they are never recorded as faults).
     #[cold]
-    pub(crate) fn copy_of_fault(&self) -> Error {
+    pub fn copy_of_fault(&self) -> Error {
         let kind = match self.kind() {
             ErrorKind::Trap(t) => ErrorKind::Trap(t.clone()),
             ErrorKind::Panic { message } => ErrorKind::Panic {
@@ -321,21 +325,24 @@ impl Error {
         kind.into()
     }
 
+    /// A failure inside the host ([`ErrorKind::Host`]).
     #[cold]
-    pub(crate) fn host(message: impl fmt::Display) -> Error {
+    pub fn host(message: impl fmt::Display) -> Error {
         ErrorKind::Host {
             message: message.to_string(),
         }
         .into()
     }
 
+    /// An ABI violation ([`ErrorKind::Abi`]).
     #[cold]
-    pub(crate) fn abi(v: AbiViolation) -> Error {
+    pub fn abi(v: AbiViolation) -> Error {
         ErrorKind::Abi(v).into()
     }
 
+    /// A guest region outside guest memory ([`AbiViolation::BadPointer`]).
     #[cold]
-    pub(crate) fn bad_pointer(what: &'static str, ptr: u32, len: u32, memory_len: usize) -> Error {
+    pub fn bad_pointer(what: &'static str, ptr: u32, len: u32, memory_len: usize) -> Error {
         Error::abi(AbiViolation::BadPointer {
             what,
             ptr,
@@ -344,13 +351,15 @@ impl Error {
         })
     }
 
+    /// A rejected envelope from the guest ([`AbiViolation::BadEnvelope`]).
     #[cold]
-    pub(crate) fn bad_envelope(what: &'static str, error: DecodeError) -> Error {
+    pub fn bad_envelope(what: &'static str, error: DecodeError) -> Error {
         Error::abi(AbiViolation::BadEnvelope { what, error })
     }
 
+    /// A failed file operation ([`ErrorKind::Io`]).
     #[cold]
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Error {
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Error {
         ErrorKind::Io {
             path: path.to_path_buf(),
             source,
@@ -394,6 +403,55 @@ impl std::error::Error for Error {
 /// The result type of membrane-host.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The error a host function returns; the guest receives it as an error envelope
+/// (its wrapper returns `Err` with this code and message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostError {
+    /// The code (see `membrane_types::ErrorCode`).
+    pub code: ErrorCode,
+    /// The message.
+    pub message: String,
+}
+
+impl HostError {
+    /// A host error with this code and message.
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> HostError {
+        HostError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&str> for HostError {
+    fn from(message: &str) -> HostError {
+        HostError::new(ErrorCode::HOST_FUNCTION_FAILED, message)
+    }
+}
+
+impl From<String> for HostError {
+    fn from(message: String) -> HostError {
+        HostError::new(ErrorCode::HOST_FUNCTION_FAILED, message)
+    }
+}
+
+impl From<Error> for HostError {
+    fn from(e: Error) -> HostError {
+        match e.kind() {
+            ErrorKind::Guest { code, message } => HostError::new(*code, message.clone()),
+            _ => HostError::new(ErrorCode::HOST_FUNCTION_FAILED, e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host error {}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for HostError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,5 +485,12 @@ mod tests {
             e.to_string(),
             "abi violation: module speaks abi version 7, this host speaks version 1"
         );
+    }
+
+    /// `docs/style.md` promises one pointer: the box keeps `Result<T, Error>` small.
+    #[test]
+    fn error_is_one_pointer_wide() {
+        assert_eq!(size_of::<Error>(), size_of::<usize>());
+        assert_eq!(size_of::<Result<()>>(), size_of::<usize>());
     }
 }

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 
-use crate::error::{ErrorKind, LimitKind, Result};
+use membrane_runtime::{ErrorKind, LimitKind, Result};
 
 /// Stack kept for the host's own frames beyond the guest's `max_wasm_stack`: wasmtime's
 /// trampolines, membrane's call path and the host functions the guest calls, which
@@ -50,7 +50,7 @@ pub(crate) fn check(max_wasm_stack: usize) -> Result<()> {
 }
 
 #[cold]
-fn stack_too_small(available: usize, required: usize) -> crate::Error {
+fn stack_too_small(available: usize, required: usize) -> membrane_runtime::Error {
     ErrorKind::Limit(LimitKind::NativeStack {
         available,
         required,
@@ -61,6 +61,8 @@ fn stack_too_small(available: usize, required: usize) -> crate::Error {
 /// The lowest usable address of the calling thread's stack (above its guard area), or
 /// 0 if it cannot be read.
 #[cfg(target_os = "linux")]
+// The crate denies `unsafe`; this is one of its two exceptions: the stack's bounds are
+// only known to libc (`pthread_getattr_np`), through raw pointers to C structures.
 #[allow(unsafe_code)]
 fn stack_low() -> usize {
     // SAFETY: `attr` is initialised by `pthread_getattr_np` before it is read, and

@@ -1,16 +1,16 @@
 //! The engine: one per process, shared by threads; owns the epoch ticker and the cache.
+//! It knows nothing of modules: [`Engine::load`] is in `module.rs`.
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::Error;
+use membrane_runtime::{Error, ErrorKind, LimitKind, Result};
+
 use crate::cache::{CacheStats, ModuleCache};
 use crate::clock::{Clock, Ticker};
 use crate::config::EngineConfig;
-use crate::error::{ErrorKind, LimitKind, Result};
-use crate::module::{Module, check_abi};
 
 /// A wasmtime engine configured from an [`EngineConfig`], with its compiled-module
 /// cache and its epoch ticker (the clock of per-call timeouts).
@@ -73,60 +73,10 @@ impl Engine {
         &self.inner.wasmtime
     }
 
-    /// Loads a module from its wasm bytes: checks the size limit and the memories and
-    /// tables its instances would need against the memory and table limits, takes the compiled
-    /// module from the cache (memory, then disk when `cache_dir` is set) or compiles it
-    /// into the cache, and checks its ABI. A module that fails the ABI check is not
-    /// kept in either cache.
-    ///
-    /// Problems with the disk cache (unwritable directory, corrupted or incompatible
-    /// files) never fail a load: they are reported through `tracing` and the module is
-    /// compiled.
-    pub fn load(&self, wasm: &[u8]) -> Result<Module> {
-        self.check_size(wasm.len())?;
-        crate::resources::check(wasm, &self.inner.config)?;
-        let compiled = self
-            .inner
-            .cache
-            .get_or_compile(&self.inner.wasmtime, wasm, check_abi)?;
-        Module::new(self.clone(), compiled, wasm.len())
-    }
-
-    /// Loads a module from a `.wasm` file (see [`Engine::load`]).
-    ///
-    /// Reads at most `max_module_size` bytes and one, whatever the file is: a larger
-    /// regular file is refused before it is read, and a pipe or a device that delivers
-    /// more is refused after one byte past the limit ([`LimitKind::ModuleSize`]).
-    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
-        let path = path.as_ref();
-        self.load(&self.read_wasm(path)?)
-    }
-
-    /// Compiles `wasm` into the cache without instantiating it, so that later loads, in
-    /// this process or the next, are cache hits; checks its ABI like [`Engine::load`].
-    ///
-    /// With a `cache_dir`, makes sure the directory holds the verified artifact and
-    /// returns its path: ship the directory's artifacts with a program and an engine of
-    /// the same wasmtime version and compilation settings loads them without compiling
-    /// (other engines ignore them). Unlike a load, failing to write the artifact is an
-    /// error here ([`ErrorKind::Io`], or [`ErrorKind::Config`] when it alone exceeds
-    /// `disk_cache_size` or the size bound of cache files for its module, see
-    /// `docs/host-guide.md`). Without a `cache_dir`, fills the memory cache and returns
-    /// `None`.
-    pub fn precompile(&self, wasm: &[u8]) -> Result<Option<PathBuf>> {
-        self.check_size(wasm.len())?;
-        crate::resources::check(wasm, &self.inner.config)?;
-        let cache = &self.inner.cache;
-        let key = cache.key(wasm);
-        let compiled = cache.get(&self.inner.wasmtime, key, wasm, check_abi)?;
-        let module = Module::new(self.clone(), compiled, wasm.len())?;
-        cache.persist(&key, wasm.len(), module.wasmtime())
-    }
-
-    /// [`Engine::precompile`] of a `.wasm` file.
-    pub fn precompile_file(&self, path: impl AsRef<Path>) -> Result<Option<PathBuf>> {
-        let path = path.as_ref();
-        self.precompile(&self.read_wasm(path)?)
+    /// The compiled-module cache.
+    #[inline]
+    pub(crate) fn cache(&self) -> &ModuleCache {
+        &self.inner.cache
     }
 
     /// Counters of the compiled-module cache.
@@ -138,7 +88,7 @@ impl Engine {
     /// file larger than the limit is refused from its metadata before anything is read;
     /// a file whose metadata does not tell its size (a pipe, a device such as
     /// `/dev/zero`) is refused once one byte past the limit has been read.
-    fn read_wasm(&self, path: &Path) -> Result<Vec<u8>> {
+    pub(crate) fn read_wasm(&self, path: &Path) -> Result<Vec<u8>> {
         let io = |e| Error::io(path, e);
         let file = File::open(path).map_err(io)?;
         // The metadata of the file opened, not of the path: the same file is read.
@@ -157,7 +107,8 @@ impl Engine {
         Ok(wasm)
     }
 
-    fn check_size(&self, size: usize) -> Result<()> {
+    /// Refuses a module of `size` bytes over `max_module_size`.
+    pub(crate) fn check_size(&self, size: usize) -> Result<()> {
         let limit = self.inner.config.max_module_size;
         if size > limit {
             return Err(ErrorKind::Limit(LimitKind::ModuleSize { size, limit }).into());

@@ -1,18 +1,24 @@
-//! Instances and calls: the one place where envelopes cross into and out of a guest.
+//! Instances: a module linked with its host functions ([`Module::prepare`]), instances
+//! made from it, and their top-level calls (the call path itself is `call.rs`).
 
-use membrane_codec::{Codec, Flags, max_encoded_len};
-use membrane_types::{ALLOC_EXPORT, MEMORY_EXPORT, unpack_ptr_len};
+use membrane_codec::Codec;
+use membrane_runtime::protocol::{read_in_place, read_to_vec};
+use membrane_types::{ALLOC_EXPORT, MEMORY_EXPORT};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use wasmtime::{AsContextMut, Linker, Store, StoreContextMut, TypedFunc, UpdateDeadline};
+use wasmtime::{Linker, Store, UpdateDeadline};
 
-use crate::error::{AbiViolation, Error, ErrorKind, LimitKind, Result, TrapKind};
+use membrane_runtime::{AbiViolation, Error, ErrorKind, Result};
+
+use crate::call::{begin_top_level_call, call_top_level};
 use crate::host_fn::{HostFunctions, provided};
-use crate::module::{Module, describe};
+use crate::module::Module;
+use crate::signature::{describe, fits};
 use crate::store::{CancelHandle, Handles, Limits, StoreData, Timer};
+use crate::trap::classify;
 
 /// A module linked with its host functions, ready to make instances quickly (wasmtime's
 /// `InstancePre`: imports are resolved and type-checked once). `Send + Sync` when `T` is
@@ -31,6 +37,15 @@ impl<T: 'static> Clone for InstancePre<T> {
     }
 }
 
+impl Module {
+    /// Links `host` functions (and the ABI intrinsics) to this module once, and returns
+    /// a pre-linked [`InstancePre`] that makes instances of it. Fails, naming each of
+    /// them, if the module imports anything the host does not provide.
+    pub fn prepare<T: Send + 'static>(&self, host: &HostFunctions<T>) -> Result<InstancePre<T>> {
+        InstancePre::new(self.clone(), host)
+    }
+}
+
 impl<T: Send + 'static> InstancePre<T> {
     pub(crate) fn new(module: Module, host: &HostFunctions<T>) -> Result<InstancePre<T>> {
         let mut missing = Vec::new();
@@ -39,7 +54,7 @@ impl<T: Send + 'static> InstancePre<T> {
             let name = format!("{}::{}", import.module(), import.name());
             match provided(host, import.module(), import.name()) {
                 None => missing.push(name),
-                Some(provided) if !provided.fits(&import.ty()) => {
+                Some(provided) if !fits(&import.ty(), provided) => {
                     wrong_type.get_or_insert(AbiViolation::WrongImportType {
                         import: name,
                         expected: provided.text,
@@ -355,350 +370,6 @@ impl<T: Send + 'static> Instance<T> {
     pub fn into_state(self) -> T {
         self.store.into_data().state
     }
-}
-
-/// Arms fuel and the timer for a top-level call (or an instantiation).
-#[inline(always)]
-fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) -> Result<()> {
-    let data = store.data_mut();
-    data.begin_call();
-    if let Some(limit) = data.fuel_limit {
-        store
-            .set_fuel(limit)
-            .map_err(|e| Error::host(format_args!("cannot set fuel: {e:#}")))?;
-    }
-    store.set_epoch_deadline(1);
-    Ok(())
-}
-
-/// A top-level call of a guest function: [`call_in`] when no call runs in the store.
-///
-/// The instance is borrowed mutably for the whole of a top-level call, so none can run
-/// in its store already: the call is at depth 0, within any depth limit
-/// (`max_call_depth` is at least 1), and has no outer call to record a fault for.
-#[inline(always)]
-fn call_top_level<T: 'static, R>(
-    store: &mut Store<StoreData<T>>,
-    handles: &Handles,
-    name: &str,
-    input: &[u8],
-    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
-) -> Result<R> {
-    let mut store = store.as_context_mut();
-    let func = function(&mut store, handles, name)?;
-    store.data_mut().depth = 1;
-    let result = call_func(&mut store, handles, func, input, true, read);
-    store.data_mut().depth = 0;
-    result
-}
-
-/// One call of a guest function, top-level or nested: input envelope in, output out.
-///
-/// A nested call (made by a host function) that fails with an error that poisons
-/// records a copy of it as the store's fault: the host function may swallow the error,
-/// but no more of the instance's code runs (a further nested call is refused with the
-/// same error, and the guest is stopped as soon as the host function returns) and the
-/// outer call fails with it. The depth
-/// limit is the exception (`docs/abi.md` §6): it refuses the nested call before any
-/// guest code runs, so the instance is intact and the host function may hand the
-/// refusal to the guest as an error envelope.
-pub(crate) fn call_in<T: 'static, R>(
-    mut store: impl AsContextMut<Data = StoreData<T>>,
-    handles: &Handles,
-    name: &str,
-    input: &[u8],
-    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
-) -> Result<R> {
-    let mut store = store.as_context_mut();
-    let nested = store.data().depth > 0;
-    let result = call_at_depth(&mut store, handles, name, input, read);
-    if nested
-        && let Err(e) = &result
-        && e.poisons()
-        && !matches!(e.kind(), ErrorKind::Limit(LimitKind::CallDepth { .. }))
-    {
-        store.data_mut().set_fault(e.copy_of_fault());
-    }
-    result
-}
-
-fn call_at_depth<T: 'static, R>(
-    store: &mut StoreContextMut<'_, StoreData<T>>,
-    handles: &Handles,
-    name: &str,
-    input: &[u8],
-    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
-) -> Result<R> {
-    let data = store.data_mut();
-    if let Some(fault) = &data.fault {
-        // An earlier nested call of the same outer call trapped: no more guest code runs.
-        return Err(fault.copy_of_fault());
-    }
-    if data.depth >= data.max_depth {
-        return Err(ErrorKind::Limit(LimitKind::CallDepth {
-            limit: data.max_depth,
-        })
-        .into());
-    }
-    let func = function(store, handles, name)?;
-    let data = store.data_mut();
-    let top_level = data.depth == 0;
-    data.depth += 1;
-    let result = call_func(store, handles, func, input, top_level, read);
-    store.data_mut().depth -= 1;
-    result
-}
-
-fn call_func<T: 'static, R>(
-    store: &mut StoreContextMut<'_, StoreData<T>>,
-    handles: &Handles,
-    func: &TypedFunc<(u32, u32), u64>,
-    input: &[u8],
-    top_level: bool,
-    read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
-) -> Result<R> {
-    let (memory, alloc) = (handles.memory, &handles.alloc);
-    let codec = Codec::new(store.data().codec);
-    let len = u32::try_from(max_encoded_len(input.len())).map_err(|_| {
-        ErrorKind::Serialize(membrane_codec::EncodeError::PayloadTooLarge { len: input.len() })
-    })?;
-    let ptr = match alloc.call(&mut *store, (len, top_level as u32)) {
-        Ok(0) => return Err(alloc_failed(store.data(), len)),
-        Ok(ptr) => ptr,
-        Err(e) => return Err(classify(store.data_mut(), e)),
-    };
-    let region = guest_region_mut(
-        memory.data_mut(&mut *store),
-        ptr,
-        len,
-        "input envelope from the allocation entry",
-    )?;
-    let written = codec
-        .encode_into(region, input, Flags::NONE)
-        .map_err(ErrorKind::Serialize)? as u32;
-    let packed = func
-        .call(&mut *store, (ptr, written))
-        .map_err(|e| classify(store.data_mut(), e))?;
-    if let Some(fault) = store.data_mut().fault.take() {
-        // A nested call trapped, and the host function that saw it let the guest go on.
-        return Err(fault);
-    }
-    let (out_ptr, out_len) = unpack_ptr_len(packed);
-    let bytes = guest_region(memory.data(&*store), out_ptr, out_len, "output envelope")?;
-    read(&codec, bytes)
-}
-
-/// Reads an output envelope in place: the payload is borrowed from guest memory (or
-/// decompressed into a scratch buffer) and handed to `read`.
-pub(crate) fn read_in_place<R>(
-    codec: &Codec,
-    bytes: &[u8],
-    read: impl FnOnce(&[u8]) -> R,
-) -> Result<R> {
-    let envelope = codec
-        .decode(bytes)
-        .map_err(|e| Error::bad_envelope("output envelope", e))?;
-    let mut scratch = Vec::new();
-    if envelope.is_error() {
-        return Err(guest_error(envelope.payload(&mut scratch)));
-    }
-    let payload = envelope
-        .payload(&mut scratch)
-        .map_err(|e| Error::bad_envelope("output envelope", e))?;
-    Ok(read(payload))
-}
-
-/// Copies an output envelope's payload out of guest memory, verifying the checksum in
-/// the same pass.
-#[inline]
-pub(crate) fn read_to_vec(codec: &Codec, bytes: &[u8]) -> Result<Vec<u8>> {
-    // Sized for an uncompressed payload up front: one exact allocation, no growth.
-    let mut out = Vec::with_capacity(bytes.len().saturating_sub(membrane_codec::HEADER_LEN));
-    let flags = codec
-        .decode_to_vec(bytes, &mut out)
-        .map_err(|e| Error::bad_envelope("output envelope", e))?;
-    if flags.contains(Flags::ERROR) {
-        return Err(guest_error(Ok(&out)));
-    }
-    Ok(out)
-}
-
-/// The error for an error envelope's payload.
-#[cold]
-fn guest_error(payload: std::result::Result<&[u8], membrane_codec::DecodeError>) -> Error {
-    match payload.and_then(membrane_codec::parse_error_payload) {
-        Ok(error) => ErrorKind::Guest {
-            code: error.code,
-            message: error.message.to_string(),
-        }
-        .into(),
-        Err(e) => Error::bad_envelope("error envelope", e),
-    }
-}
-
-/// The typed guest function `name`, resolved once per instance.
-#[inline(always)]
-fn function<'h, T: 'static>(
-    store: &mut StoreContextMut<'_, StoreData<T>>,
-    handles: &'h Handles,
-    name: &str,
-) -> Result<&'h TypedFunc<(u32, u32), u64>> {
-    if let Some(index) = handles.module.function_index(name)
-        && let Some(func) = handles.functions[index].get()
-    {
-        return Ok(func);
-    }
-    resolve_function(store, handles, name)
-}
-
-/// [`function`] on first use of `name` (or for a name that is not callable).
-#[cold]
-#[inline(never)]
-fn resolve_function<'h, T: 'static>(
-    store: &mut StoreContextMut<'_, StoreData<T>>,
-    handles: &'h Handles,
-    name: &str,
-) -> Result<&'h TypedFunc<(u32, u32), u64>> {
-    let Some(index) = handles.module.function_index(name) else {
-        return Err(ErrorKind::UnknownFunction {
-            name: name.to_string(),
-        }
-        .into());
-    };
-    let slot = &handles.functions[index];
-    if let Some(func) = slot.get() {
-        return Ok(func);
-    }
-    let export = &handles.module.inner().functions[index];
-    if let Err(found) = &export.signature {
-        return Err(Error::abi(AbiViolation::WrongExportType {
-            name: name.to_string(),
-            expected: crate::module::FUNCTION_SIGNATURE,
-            found: found.clone(),
-        }));
-    }
-    let func = handles
-        .instance
-        .get_module_export(&mut *store, &export.export)
-        .and_then(wasmtime::Extern::into_func)
-        .ok_or_else(|| Error::host(format_args!("export `{name}` vanished from its instance")))?
-        .typed::<(u32, u32), u64>(&*store)
-        .map_err(|e| Error::host(format_args!("export `{name}`: {e:#}")))?;
-    Ok(slot.get_or_init(|| func))
-}
-
-/// The error for an allocation entry that returned 0.
-#[cold]
-pub(crate) fn alloc_failed<T>(data: &StoreData<T>, len: u32) -> Error {
-    if data.limits.memory_denied {
-        ErrorKind::Limit(LimitKind::Memory {
-            limit: data.limits.max_memory,
-        })
-        .into()
-    } else {
-        Error::abi(AbiViolation::AllocFailed { len })
-    }
-}
-
-/// Bounds-checked view of `[ptr, ptr + len)` in guest memory.
-#[inline]
-pub(crate) fn guest_region<'m>(
-    memory: &'m [u8],
-    ptr: u32,
-    len: u32,
-    what: &'static str,
-) -> Result<&'m [u8]> {
-    let start = ptr as usize;
-    match start.checked_add(len as usize) {
-        Some(end) if end <= memory.len() => Ok(&memory[start..end]),
-        _ => Err(Error::bad_pointer(what, ptr, len, memory.len())),
-    }
-}
-
-/// Bounds-checked mutable view of `[ptr, ptr + len)` in guest memory.
-#[inline]
-pub(crate) fn guest_region_mut<'m>(
-    memory: &'m mut [u8],
-    ptr: u32,
-    len: u32,
-    what: &'static str,
-) -> Result<&'m mut [u8]> {
-    let memory_len = memory.len();
-    let start = ptr as usize;
-    match start.checked_add(len as usize) {
-        Some(end) if end <= memory_len => Ok(&mut memory[start..end]),
-        _ => Err(Error::bad_pointer(what, ptr, len, memory_len)),
-    }
-}
-
-/// Turns the error of a wasm call into a membrane error, using what the store saw.
-#[cold]
-pub(crate) fn classify<T>(data: &mut StoreData<T>, e: wasmtime::Error) -> Error {
-    if let Some(fault) = data.fault.take() {
-        return fault;
-    }
-    if let Some(kind) = data.timer.fired.take() {
-        return ErrorKind::Trap(kind).into();
-    }
-    let trap = e.downcast_ref::<wasmtime::Trap>().copied();
-    let kind = match trap {
-        Some(wasmtime::Trap::OutOfFuel) => Some(TrapKind::OutOfFuel),
-        Some(wasmtime::Trap::StackOverflow) => Some(TrapKind::StackOverflow),
-        Some(wasmtime::Trap::Interrupt) => Some(TrapKind::Timeout),
-        _ => None,
-    };
-    if let Some(kind) = kind {
-        return ErrorKind::Trap(kind).into();
-    }
-    // A refused `memory.grow` or `table.grow` returns -1 to the guest, which may handle
-    // it and go on: the limit ended the call only if the guest then aborted the way a
-    // Rust guest does when an allocation fails (`unreachable`, or a panic with Rust's
-    // allocation-failure message). Any other ending is reported as what it is.
-    let aborted = matches!(trap, Some(wasmtime::Trap::UnreachableCodeReached));
-    let out_of_memory = match &data.panic {
-        Some(message) => is_allocation_failure(message),
-        None => aborted,
-    };
-    if data.limits.memory_denied && out_of_memory {
-        return ErrorKind::Limit(LimitKind::Memory {
-            limit: data.limits.max_memory,
-        })
-        .into();
-    }
-    if data.limits.table_denied && aborted && data.panic.is_none() {
-        return ErrorKind::Limit(LimitKind::Table {
-            limit: data.limits.max_table_elements,
-        })
-        .into();
-    }
-    if let Some(message) = data.panic.take() {
-        return ErrorKind::Panic { message }.into();
-    }
-    use wasmtime::Trap as W;
-    let kind = match trap {
-        Some(W::MemoryOutOfBounds | W::HeapMisaligned) => TrapKind::MemoryOutOfBounds,
-        Some(W::UnreachableCodeReached) => TrapKind::Unreachable,
-        Some(W::IntegerOverflow) => TrapKind::Arithmetic("integer overflow"),
-        Some(W::IntegerDivisionByZero) => TrapKind::Arithmetic("integer division by zero"),
-        Some(W::BadConversionToInteger) => TrapKind::Arithmetic("invalid conversion to integer"),
-        Some(W::TableOutOfBounds) => TrapKind::IndirectCall("table index out of bounds"),
-        Some(W::IndirectCallToNull) => TrapKind::IndirectCall("uninitialized table element"),
-        Some(W::BadSignature) => TrapKind::IndirectCall("signature mismatch"),
-        Some(other) => TrapKind::Other(other.to_string()),
-        None if e.is::<wasmtime::PoolConcurrencyLimitError>() => {
-            return ErrorKind::Limit(LimitKind::Instances).into();
-        }
-        None => return Error::host(format_args!("{e:#}")),
-    };
-    ErrorKind::Trap(kind).into()
-}
-
-/// Whether a panic message is the one Rust's allocation error handler panics with
-/// (`memory allocation of N bytes failed`).
-fn is_allocation_failure(message: &str) -> bool {
-    message
-        .strip_prefix("memory allocation of ")
-        .is_some_and(|rest| rest.ends_with(" bytes failed"))
 }
 
 impl<T: 'static> std::fmt::Debug for InstancePre<T> {

@@ -1,0 +1,53 @@
+//! The executor-neutral part of the membrane host: what does not need wasmtime.
+//!
+//! - [`Error`], [`ErrorKind`] and their detail enums ([`TrapKind`], [`AbiViolation`],
+//!   [`LimitKind`]): the one error type of every executor; [`HostError`], what a host
+//!   function returns to its guest.
+//! - [`memory`]: bounds-checked views of guest memory.
+//! - [`protocol`]: the envelope-level call protocol over bytes of guest memory: writing
+//!   an input envelope, reading and verifying an output (in place or copied), reading a
+//!   host function's request and writing its response.
+//! - [`imports`]: the ABI's function signatures and the table of host functions, keyed
+//!   by `(import module, name)`.
+//! - [`executor`]: the object-safe seam an executor implements (load, instantiate,
+//!   call, cancel).
+//!
+//! An executor (today `membrane-wasmtime`) runs the guest code and hands these functions
+//! the regions of guest memory the ABI names (`docs/abi.md`). Host authors use
+//! `membrane-host`, which re-exports this crate's public types. It builds for
+//! `wasm32-unknown-unknown` (a host running inside wasm).
+//!
+//! # Example
+//!
+//! ```
+//! use membrane_runtime::{memory::guest_region, protocol, AbiViolation, ErrorKind};
+//! use membrane_codec::{Codec, CodecConfig};
+//!
+//! // A guest memory with an output envelope carrying "hi" at offset 8.
+//! let codec = Codec::new(CodecConfig::default());
+//! let mut memory = vec![0u8; 64];
+//! let len = protocol::write_input(&codec, &mut memory[8..], b"hi")?;
+//! let output = guest_region(&memory, 8, len, "output envelope")?;
+//! assert_eq!(protocol::read_to_vec(&codec, output)?, b"hi");
+//!
+//! // A region outside guest memory is an ABI violation, never a panic.
+//! let e = guest_region(&memory, 60, 8, "output envelope").unwrap_err();
+//! assert!(matches!(e.kind(), ErrorKind::Abi(AbiViolation::BadPointer { .. })));
+//! # Ok::<(), membrane_runtime::Error>(())
+//! ```
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | *(none yet)* |    | |
+
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod executor;
+pub mod imports;
+pub mod memory;
+pub mod protocol;
+
+pub use error::{AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, TrapKind};

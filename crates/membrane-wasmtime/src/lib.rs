@@ -1,0 +1,61 @@
+//! The wasmtime executor of membrane: engine, limits, metering, the compiled-module
+//! cache, instances, calls and host functions.
+//!
+//! Host authors depend on `membrane-host`, which re-exports this crate's public types
+//! beside the executor-neutral ones of `membrane-runtime` (errors, the envelope call
+//! protocol). This crate runs the guest's code on wasmtime and hands the regions of
+//! guest memory the ABI names (`docs/abi.md`) to `membrane-runtime`.
+//!
+//! - [`Engine`]: one per process, configured by [`EngineConfig`]; [`Engine::load`] makes
+//!   a [`Module`].
+//! - [`Module::prepare`] links [`HostFunctions`] into an [`InstancePre`], which makes
+//!   [`Instance`]s.
+//!
+//! Layers point one way: `signature`, `trap`, `resources`, `native_stack` and `clock` at
+//! the bottom; `config`, `cache` and `engine`; `module` (which adds [`Engine::load`]);
+//! `store`; `call` (the call path); `host_fn`; `instance` (which adds
+//! [`Module::prepare`]); `seam` (`membrane-runtime`'s executor traits, implemented by
+//! the types above).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use membrane_wasmtime::{Engine, EngineConfig, HostFunctions};
+//!
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let module = engine.load_file("target/guests/echo.wasm")?;
+//! let mut instance = module.prepare(&HostFunctions::new())?.instantiate(())?;
+//! assert_eq!(instance.call_raw("echo", b"hi")?, b"hi");
+//! # Ok::<(), membrane_runtime::Error>(())
+//! ```
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | *(none yet)* |    | wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
+
+#![deny(unsafe_code)]
+
+mod cache;
+mod call;
+mod clock;
+mod config;
+mod engine;
+mod host_fn;
+mod instance;
+mod module;
+mod native_stack;
+mod resources;
+mod seam;
+mod signature;
+mod store;
+mod trap;
+
+pub use cache::CacheStats;
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use host_fn::{HostContext, HostFunctions};
+pub use instance::{Instance, InstancePre};
+pub use module::Module;
+pub use store::CancelHandle;
