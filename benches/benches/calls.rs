@@ -274,6 +274,7 @@ criterion_group!(
     benches,
     echo,
     host_call,
+    host_bytes,
     timeout,
     read,
     threads,
