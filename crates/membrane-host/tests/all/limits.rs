@@ -418,6 +418,20 @@ fn fuel_bounds_the_crc32_intrinsic() {
     assert!(err.is_trap(&TrapKind::OutOfFuel), "{err:?}");
 }
 
+/// Runs `call` on another thread and cancels through `cancel` every 10 ms until it
+/// ends (a cancel stops only what runs when it is issued, and the thread may start
+/// late on a busy machine); returns what `call` returned.
+fn cancelling<R: Send>(cancel: &membrane_host::CancelHandle, call: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| {
+        let running = s.spawn(call);
+        while !running.is_finished() {
+            cancel.cancel();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        running.join().unwrap()
+    })
+}
+
 /// A cancel handle taken before `reset` cancels the calls of the reset instance.
 #[test]
 fn a_cancel_handle_survives_reset() {
@@ -435,13 +449,8 @@ fn a_cancel_handle_survives_reset() {
     let mut guest = pre.instantiate(()).unwrap();
     let cancel = guest.cancel_handle();
     guest.reset(&pre).unwrap();
-    let err = std::thread::scope(|s| {
-        let call = s.spawn(move || guest.call::<_, u64>("spin", &()).unwrap_err());
-        while !call.is_finished() {
-            cancel.cancel();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        call.join().unwrap()
+    let err = cancelling(&cancel, move || {
+        guest.call::<_, u64>("spin", &()).unwrap_err()
     });
     assert!(err.is_trap(&TrapKind::Cancelled), "{err:?}");
 }
@@ -467,13 +476,8 @@ fn an_instantiation_can_be_cancelled() {
         .prepare(&HostFunctions::<()>::new())
         .unwrap();
     let cancel = membrane_host::CancelHandle::new(&engine);
-    let err = std::thread::scope(|s| {
-        let instantiating = s.spawn(|| pre.instantiate_with_cancel((), &cancel).unwrap_err());
-        while !instantiating.is_finished() {
-            cancel.cancel();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        instantiating.join().unwrap()
+    let err = cancelling(&cancel, || {
+        pre.instantiate_with_cancel((), &cancel).unwrap_err()
     });
     assert!(err.is_trap(&TrapKind::Cancelled), "{err:?}");
     // A handle of another engine is refused.
@@ -497,13 +501,8 @@ fn a_cancel_stops_what_runs_now_and_nothing_later() {
     cancel.cancel();
     assert_eq!(guest.call::<_, u64>("count", &1000u64).unwrap(), 1000);
     // During: stops it.
-    let (err, mut guest) = std::thread::scope(|s| {
-        let call = s.spawn(move || (guest.call::<_, u64>("spin", &()).unwrap_err(), guest));
-        while !call.is_finished() {
-            cancel.cancel();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        call.join().unwrap()
+    let (err, mut guest) = cancelling(&cancel, move || {
+        (guest.call::<_, u64>("spin", &()).unwrap_err(), guest)
     });
     assert!(err.is_trap(&TrapKind::Cancelled), "{err:?}");
     check_poisoning(&mut guest, "count");
