@@ -54,10 +54,9 @@ pub(crate) fn call_top_level<T: 'static, R>(
 /// records a copy of it as the store's fault: the host function may swallow the error,
 /// but no more of the instance's code runs (a further nested call is refused with the
 /// same error, and the guest is stopped as soon as the host function returns) and the
-/// outer call fails with it. The depth
-/// limit is the exception (`docs/abi.md` §6): it refuses the nested call before any
-/// guest code runs, so the instance is intact and the host function may hand the
-/// refusal to the guest as an error envelope.
+/// outer call fails with it. The depth limit is the exception (`docs/abi.md` §6): it
+/// refuses the nested call before any guest code runs, so the instance is intact and
+/// the host function may hand the refusal to the guest as an error envelope.
 pub(crate) fn call_in<T: 'static, R>(
     mut store: impl AsContextMut<Data = StoreData<T>>,
     handles: &Handles,
