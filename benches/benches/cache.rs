@@ -70,21 +70,17 @@ fn module_cache(c: &mut Criterion) {
     );
 
     // No memory cache, no disk cache: every load compiles.
-    let compiling = Engine::new(EngineConfig {
-        cache_size: 0,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let compiling = Engine::new(EngineConfig::default().cache_size(0)).unwrap();
     // Warm memory cache.
     let memory = Engine::new(EngineConfig::default()).unwrap();
     memory.load(&wasm).unwrap();
     // No memory cache, a filled disk cache: every load reads, verifies and
     // deserializes the artifact.
-    let disk = Engine::new(EngineConfig {
-        cache_size: 0,
-        cache_dir: Some(dir.0.clone()),
-        ..EngineConfig::default()
-    })
+    let disk = Engine::new(
+        EngineConfig::default()
+            .cache_size(0)
+            .cache_dir(Some(dir.0.clone())),
+    )
     .unwrap();
     let artifact = disk.precompile(&wasm).unwrap().expect("artifact written");
     let artifact_len = std::fs::metadata(&artifact).unwrap().len();

@@ -44,10 +44,7 @@ const SIZES: [(usize, &str); 5] = [
 
 fn config() -> EngineConfig {
     // No timeout: the floor store does not run the epoch callback either.
-    EngineConfig {
-        timeout: None,
-        ..EngineConfig::default()
-    }
+    EngineConfig::default().timeout(None)
 }
 
 fn echo(c: &mut Criterion) {
@@ -135,11 +132,7 @@ fn host_bytes(c: &mut Criterion) {
 fn instantiate(c: &mut Criterion) {
     let mut group = c.benchmark_group("instantiate");
     for (pooling, label) in [(false, "on-demand"), (true, "pooling")] {
-        let engine = Engine::new(EngineConfig {
-            pooling,
-            ..config()
-        })
-        .unwrap();
+        let engine = Engine::new(config().pooling(pooling)).unwrap();
         let module = engine.load(&guest("echo")).unwrap();
         let pre = module.prepare(&HostFunctions::new()).unwrap();
         group.bench_function(BenchmarkId::new("membrane", label), |b| {

@@ -57,11 +57,7 @@ fn main() {
     let mode = args[1].as_str();
     let size: usize = args[2].parse().unwrap();
     let iters: usize = args[3].parse().unwrap();
-    let engine = Engine::new(EngineConfig {
-        timeout: None,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let engine = Engine::new(EngineConfig::default().timeout(None)).unwrap();
     let input: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
     match mode {
         "echo" => {

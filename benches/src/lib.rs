@@ -128,7 +128,7 @@ impl Floor {
             )
             .unwrap();
         let mut store = Store::new(wt, FloorData::default());
-        let fuel = engine.config().metering_limit;
+        let fuel = engine.config().limits.fuel;
         if let Some(f) = fuel {
             store.set_fuel(f).unwrap();
         }

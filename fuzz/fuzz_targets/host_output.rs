@@ -76,16 +76,16 @@ const GUEST: &str = r#"
 fn setup() -> &'static (Engine, InstancePre<()>) {
     static SETUP: OnceLock<(Engine, InstancePre<()>)> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let engine = Engine::new(EngineConfig {
-            metering_limit: Some(1_000_000),
-            timeout: Some(Duration::from_secs(1)),
-            max_memory: 64 << 20,
-            codec: CodecConfig {
-                compress_threshold: None,
-                max_decompressed_len: MAX_DECOMPRESSED_LEN,
-            },
-            ..EngineConfig::default()
-        })
+        let engine = Engine::new(
+            EngineConfig::default()
+                .fuel(Some(1_000_000))
+                .timeout(Some(Duration::from_secs(1)))
+                .max_memory(64 << 20)
+                .codec(CodecConfig {
+                    compress_threshold: None,
+                    max_decompressed_len: MAX_DECOMPRESSED_LEN,
+                }),
+        )
         .expect("engine");
         let wasm = wat::parse_str(GUEST).expect("guest wat");
         let pre = engine

@@ -41,16 +41,16 @@ const SHAPE: &str = r#"
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        Engine::new(EngineConfig {
-            metering_limit: Some(100_000),
-            timeout: Some(Duration::from_millis(500)),
-            max_memory: 16 << 20,
-            max_table_elements: 10_000,
-            max_wasm_stack: 256 << 10,
-            max_module_size: 1 << 20,
-            max_call_depth: 4,
-            ..EngineConfig::default()
-        })
+        Engine::new(
+            EngineConfig::default()
+                .fuel(Some(100_000))
+                .timeout(Some(Duration::from_millis(500)))
+                .max_memory(16 << 20)
+                .max_table_elements(10_000)
+                .max_wasm_stack(256 << 10)
+                .max_module_size(1 << 20)
+                .max_call_depth(4),
+        )
         .expect("engine")
     })
 }

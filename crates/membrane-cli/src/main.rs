@@ -106,15 +106,15 @@ struct Limits {
 
 impl Limits {
     fn engine(&self) -> Result<Engine, Error> {
-        Engine::new(EngineConfig {
-            metering_limit: (self.fuel > 0).then_some(self.fuel),
-            timeout: (self.timeout_ms > 0).then(|| Duration::from_millis(self.timeout_ms)),
-            max_memory: self.max_memory,
-            max_wasm_stack: self.max_stack,
-            max_module_size: self.max_module_size,
-            cache_dir: self.cache_dir.clone(),
-            ..EngineConfig::default()
-        })
+        Engine::new(
+            EngineConfig::default()
+                .fuel((self.fuel > 0).then_some(self.fuel))
+                .timeout((self.timeout_ms > 0).then(|| Duration::from_millis(self.timeout_ms)))
+                .max_memory(self.max_memory)
+                .max_wasm_stack(self.max_stack)
+                .max_module_size(self.max_module_size)
+                .cache_dir(self.cache_dir.clone()),
+        )
     }
 }
 

@@ -37,11 +37,11 @@ fn guests_dir() -> PathBuf {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = guests_dir();
-    let engine = Engine::new(EngineConfig {
-        timeout: Some(Duration::from_millis(250)),
-        max_memory: 32 << 20,
-        ..EngineConfig::default()
-    })?;
+    let engine = Engine::new(
+        EngineConfig::default()
+            .timeout(Some(Duration::from_millis(250)))
+            .max_memory(32 << 20),
+    )?;
     println!("membrane demo: guests from {}\n", dir.display());
 
     // 1. Echo: raw bytes in, the same bytes out.

@@ -47,7 +47,7 @@
 
 pub use membrane_codec::CodecConfig;
 pub use membrane_runtime::{
-    AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, TrapKind,
+    AbiViolation, Error, ErrorKind, HostError, LimitKind, Limits, Result, TrapKind,
 };
 pub use membrane_types::ErrorCode;
 pub use membrane_wasmtime::{

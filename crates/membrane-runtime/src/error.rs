@@ -103,16 +103,16 @@ pub enum ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrapKind {
-    /// The call used up its fuel (`EngineConfig::metering_limit`).
+    /// The call used up its fuel (`Limits::fuel`).
     #[error("out of fuel")]
     OutOfFuel,
-    /// The call ran past its wall-clock timeout (`EngineConfig::timeout`).
+    /// The call ran past its wall-clock timeout (`Limits::timeout`).
     #[error("timeout")]
     Timeout,
     /// The call was cancelled through a `CancelHandle`.
     #[error("cancelled")]
     Cancelled,
-    /// The wasm stack overflowed (`EngineConfig::max_wasm_stack`).
+    /// The wasm stack overflowed (`Limits::max_wasm_stack`).
     #[error("stack overflow")]
     StackOverflow,
     /// An access outside linear memory.
@@ -212,13 +212,13 @@ pub enum AbiViolation {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LimitKind {
-    /// The guest tried to grow its memory past `EngineConfig::max_memory`.
+    /// The guest tried to grow its memory past `Limits::max_memory`.
     #[error("guest memory would exceed {limit} bytes")]
     Memory {
         /// The limit in bytes.
         limit: usize,
     },
-    /// The guest tried to grow a table past `EngineConfig::max_table_elements`.
+    /// The guest tried to grow a table past `Limits::max_table_elements`.
     #[error("guest table would exceed {limit} elements")]
     Table {
         /// The limit in elements.
@@ -260,7 +260,7 @@ pub enum LimitKind {
     #[error("no free instance slot in the pooling allocator")]
     Instances,
     /// The calling thread has too little native stack left to run guest code with
-    /// `EngineConfig::max_wasm_stack` (checked before any guest code runs; nothing is
+    /// `Limits::max_wasm_stack` (checked before any guest code runs; nothing is
     /// poisoned). Call from a thread with a larger stack, or lower `max_wasm_stack`.
     #[error(
         "the calling thread has {available} bytes of stack left, guest code needs {required} (max_wasm_stack and the host's reserve)"

@@ -3,6 +3,8 @@
 //! - [`Error`], [`ErrorKind`] and their detail enums ([`TrapKind`], [`AbiViolation`],
 //!   [`LimitKind`]): the one error type of every executor; [`HostError`], what a host
 //!   function returns to its guest.
+//! - [`Limits`]: what a guest may use (fuel, wall time, memory, tables, stack, call
+//!   depth), enforced by every executor.
 //! - [`memory`]: bounds-checked views of guest memory.
 //! - [`protocol`]: the envelope-level call protocol over bytes of guest memory: writing
 //!   an input envelope, reading and verifying an output (in place or copied), reading a
@@ -47,7 +49,9 @@
 mod error;
 pub mod executor;
 pub mod imports;
+mod limits;
 pub mod memory;
 pub mod protocol;
 
 pub use error::{AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, TrapKind};
+pub use limits::Limits;

@@ -695,16 +695,14 @@ mod tests {
         // Another engine with the same settings, and one differing only in settings
         // that do not change code: same keys.
         let b = ModuleCache::new(&engine(&base), &base).unwrap();
-        let runtime_only = EngineConfig {
-            timeout: None,
-            max_memory: 1 << 20,
-            max_wasm_stack: 64 << 10,
-            pooling: true,
-            pooling_max_instances: 4,
-            cache_size: 1,
-            disk_cache_size: 1,
-            ..EngineConfig::default()
-        };
+        let runtime_only = EngineConfig::default()
+            .timeout(None)
+            .max_memory(1 << 20)
+            .max_wasm_stack(64 << 10)
+            .pooling(true)
+            .pooling_max_instances(4)
+            .cache_size(1)
+            .disk_cache_size(1);
         let c = ModuleCache::new(&engine(&runtime_only), &runtime_only).unwrap();
         assert_eq!(a.key(&wasm(1)), b.key(&wasm(1)));
         assert_eq!(a.key(&wasm(1)), c.key(&wasm(1)));
@@ -712,18 +710,9 @@ mod tests {
         // Settings wasmtime's own artifact check does not look at (NaN
         // canonicalization) and ones it does (fuel, memory reservation): other keys.
         for other in [
-            EngineConfig {
-                nan_canonicalization: true,
-                ..EngineConfig::default()
-            },
-            EngineConfig {
-                metering_limit: None,
-                ..EngineConfig::default()
-            },
-            EngineConfig {
-                static_memory_bound: 1 << 30,
-                ..EngineConfig::default()
-            },
+            EngineConfig::default().nan_canonicalization(true),
+            EngineConfig::default().fuel(None),
+            EngineConfig::default().static_memory_bound(1 << 30),
         ] {
             let d = ModuleCache::new(&engine(&other), &other).unwrap();
             assert_ne!(a.key(&wasm(1)), d.key(&wasm(1)), "{other:?}");
@@ -738,10 +727,7 @@ mod tests {
     #[allow(unsafe_code)]
     fn wasmtime_alone_accepts_an_artifact_of_other_nan_settings() {
         let plain = engine(&EngineConfig::default());
-        let canonical = engine(&EngineConfig {
-            nan_canonicalization: true,
-            ..EngineConfig::default()
-        });
+        let canonical = engine(&EngineConfig::default().nan_canonicalization(true));
         let artifact = plain.precompile_module(&wasm(5)).unwrap();
         // SAFETY: `artifact` is the unmodified output of `Engine::precompile_module`
         // of this wasmtime, the input `deserialize` is documented to take.
@@ -769,18 +755,12 @@ mod tests {
     #[test]
     fn a_verified_but_incompatible_artifact_is_recompiled_and_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let config = EngineConfig {
-            cache_dir: Some(dir.path().to_path_buf()),
-            ..EngineConfig::default()
-        };
+        let config = EngineConfig::default().cache_dir(Some(dir.path().to_path_buf()));
         let ours = engine(&config);
         let cache = ModuleCache::new(&ours, &config).unwrap();
         let bytes = wasm(7);
         let key = cache.key(&bytes);
-        let foreign = engine(&EngineConfig {
-            static_memory_bound: 1 << 30,
-            ..EngineConfig::default()
-        });
+        let foreign = engine(&EngineConfig::default().static_memory_bound(1 << 30));
         let artifact = foreign.precompile_module(&bytes).unwrap();
         let disk = cache.disk.as_ref().unwrap();
         disk.write(&key, bytes.len(), &artifact).unwrap().unwrap();
@@ -873,10 +853,7 @@ mod tests {
     #[test]
     fn a_refused_module_read_from_disk_is_removed_from_it() {
         let dir = tempfile::tempdir().unwrap();
-        let config = EngineConfig {
-            cache_dir: Some(dir.path().to_path_buf()),
-            ..EngineConfig::default()
-        };
+        let config = EngineConfig::default().cache_dir(Some(dir.path().to_path_buf()));
         let e = engine(&config);
         let bytes = wasm(9);
         let first = ModuleCache::new(&e, &config).unwrap();

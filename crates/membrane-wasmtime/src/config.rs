@@ -1,43 +1,43 @@
 //! Engine settings: limits, metering, caching and instance allocation.
 
 use membrane_codec::CodecConfig;
+use membrane_runtime::Limits;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Settings of an [`Engine`](crate::Engine). Every field has a documented default
-/// ([`EngineConfig::default`]); change what you need with struct update syntax:
+/// Settings of an [`Engine`](crate::Engine): the executor-neutral [`Limits`] every guest
+/// runs under, and what only this wasmtime executor has (its epoch tick, compiled-code
+/// caches, instance allocation). Every field has a documented default
+/// ([`EngineConfig::default`]).
+///
+/// Fields are public and the struct is `#[non_exhaustive]`, so a new setting never
+/// breaks a build: start from the default and chain setters (one per field; those of
+/// the limits set `limits`), or assign fields.
 ///
 /// ```
 /// use membrane_wasmtime::EngineConfig;
 /// use std::time::Duration;
 ///
-/// let config = EngineConfig {
-///     timeout: Some(Duration::from_millis(200)),
-///     max_memory: 16 << 20,
-///     ..EngineConfig::default()
-/// };
+/// let config = EngineConfig::default()
+///     .timeout(Some(Duration::from_millis(200)))
+///     .max_memory(16 << 20)
+///     .pooling(true);
+/// assert_eq!(config.limits.max_memory, 16 << 20);
+///
+/// let mut config = config;
+/// config.limits.fuel = None;
+/// config.cache_size = 0;
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct EngineConfig {
-    /// Fuel per call: roughly one unit per wasm instruction. A call that uses it all
-    /// traps with `TrapKind::OutOfFuel`. `None` turns metering off (slightly faster
-    /// code, no deterministic bound). Default: `Some(1_000_000_000)`.
-    pub metering_limit: Option<u64>,
-    /// Wall-clock limit per call, enforced per instance with epoch interruption: a
-    /// timeout of one instance never interrupts another. `None`: no timeout (a
-    /// `CancelHandle` still works). Default: 5 s. Instantiation (the module's start
-    /// function) runs under the same limit.
-    pub timeout: Option<Duration>,
+    /// What a guest may use: fuel and wall time per call, memory, tables, stack, call
+    /// depth. Default: [`Limits::default`]. Timeouts are enforced with epoch
+    /// interruption, at the granularity of [`EngineConfig::epoch_tick`].
+    pub limits: Limits,
     /// How often the engine's epoch ticker runs: the granularity of timeouts and
     /// cancellation. Default: 1 ms.
     pub epoch_tick: Duration,
-    /// Largest linear memory a guest may grow to, in bytes. Default: 256 MiB.
-    pub max_memory: usize,
-    /// Largest number of elements a guest table may grow to. Default: 100 000.
-    pub max_table_elements: usize,
-    /// Largest wasm stack a call may use, in bytes; deeper recursion traps with
-    /// `TrapKind::StackOverflow`. Default: 512 KiB.
-    pub max_wasm_stack: usize,
     /// Make every NaN produced by float instructions canonical, so results are
     /// bit-for-bit deterministic across machines (at some cost in float-heavy code).
     /// Default: `false`.
@@ -70,9 +70,6 @@ pub struct EngineConfig {
     pub pooling_max_instances: u32,
     /// Largest module accepted, in bytes, checked before compiling. Default: 64 MiB.
     pub max_module_size: usize,
-    /// How deep host functions may call back into guests (re-entrant or nested calls)
-    /// before the call fails with `LimitKind::CallDepth`. Default: 16.
-    pub max_call_depth: u32,
     /// Envelope settings for calls: compression of inputs and the largest decompressed
     /// output accepted. Default: [`CodecConfig::default`] (no compression, 64 MiB).
     pub codec: CodecConfig,
@@ -81,12 +78,8 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> EngineConfig {
         EngineConfig {
-            metering_limit: Some(1_000_000_000),
-            timeout: Some(Duration::from_secs(5)),
+            limits: Limits::default(),
             epoch_tick: Duration::from_millis(1),
-            max_memory: 256 << 20,
-            max_table_elements: 100_000,
-            max_wasm_stack: 512 << 10,
             nan_canonicalization: false,
             cache_size: 256 << 20,
             cache_dir: None,
@@ -95,9 +88,57 @@ impl Default for EngineConfig {
             pooling: false,
             pooling_max_instances: 256,
             max_module_size: 64 << 20,
-            max_call_depth: 16,
             codec: CodecConfig::default(),
         }
+    }
+}
+
+/// A chainable setter for each field of `EngineConfig`.
+macro_rules! setters {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        #[doc = concat!("Sets [`EngineConfig::", stringify!($field), "`].")]
+        #[must_use]
+        pub fn $field(mut self, value: $ty) -> EngineConfig {
+            self.$field = value;
+            self
+        }
+    )*};
+}
+
+/// A chainable setter for each field of `EngineConfig::limits`.
+macro_rules! limit_setters {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        #[doc = concat!("Sets [`Limits::", stringify!($field), "`] of [`EngineConfig::limits`].")]
+        #[must_use]
+        pub fn $field(mut self, value: $ty) -> EngineConfig {
+            self.limits.$field = value;
+            self
+        }
+    )*};
+}
+
+impl EngineConfig {
+    setters! {
+        limits: Limits,
+        epoch_tick: Duration,
+        nan_canonicalization: bool,
+        cache_size: usize,
+        cache_dir: Option<PathBuf>,
+        disk_cache_size: u64,
+        static_memory_bound: u64,
+        pooling: bool,
+        pooling_max_instances: u32,
+        max_module_size: usize,
+        codec: CodecConfig,
+    }
+
+    limit_setters! {
+        fuel: Option<u64>,
+        timeout: Option<Duration>,
+        max_memory: usize,
+        max_table_elements: usize,
+        max_wasm_stack: usize,
+        max_call_depth: u32,
     }
 }
 
@@ -110,19 +151,14 @@ impl EngineConfig {
             }
             .into()
         };
+        self.limits.validate()?;
         if self.epoch_tick.is_zero() {
             return Err(invalid("epoch_tick must be greater than zero"));
         }
-        if self.max_wasm_stack == 0 {
-            return Err(invalid("max_wasm_stack must be greater than zero"));
-        }
-        if self.max_call_depth == 0 {
-            return Err(invalid("max_call_depth must be at least 1"));
-        }
         let mut c = wasmtime::Config::new();
-        c.consume_fuel(self.metering_limit.is_some())
+        c.consume_fuel(self.limits.fuel.is_some())
             .epoch_interruption(true)
-            .max_wasm_stack(self.max_wasm_stack)
+            .max_wasm_stack(self.limits.max_wasm_stack)
             .cranelift_nan_canonicalization(self.nan_canonicalization)
             .memory_reservation(self.static_memory_bound)
             .parallel_compilation(true);
@@ -137,8 +173,8 @@ impl EngineConfig {
                 .total_tables(self.pooling_max_instances.saturating_mul(MAX_TABLES))
                 .max_memories_per_module(MAX_MEMORIES)
                 .max_tables_per_module(MAX_TABLES)
-                .max_memory_size(self.max_memory)
-                .table_elements(self.max_table_elements);
+                .max_memory_size(self.limits.max_memory)
+                .table_elements(self.limits.max_table_elements);
             c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         Ok(c)

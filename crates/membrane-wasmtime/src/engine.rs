@@ -41,7 +41,7 @@ impl Engine {
                 reason: format!("{e:#}"),
             })?;
         let cache = ModuleCache::new(&wasmtime, &config)?;
-        let ticker = match config.timeout {
+        let ticker = match config.limits.timeout {
             Some(_) => Some(Ticker::start(wasmtime.clone(), config.epoch_tick)?),
             None => None,
         };
@@ -133,11 +133,7 @@ mod tests {
     /// not tick while the engine is idle.
     #[test]
     fn no_ticker_without_timeout_and_no_tick_while_idle() {
-        let engine = Engine::new(EngineConfig {
-            timeout: None,
-            ..EngineConfig::default()
-        })
-        .unwrap();
+        let engine = Engine::new(EngineConfig::default().timeout(None)).unwrap();
         assert!(engine.clock().is_none());
         let engine = Engine::new(EngineConfig::default()).unwrap();
         std::thread::sleep(crate::clock::IDLE * 5);

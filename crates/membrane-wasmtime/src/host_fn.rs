@@ -54,7 +54,7 @@ impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
     }
 
     /// Calls the guest function `name` of the same instance (a re-entrant call) with raw
-    /// payload bytes. Nested at most `EngineConfig::max_call_depth` deep: a deeper call
+    /// payload bytes. Nested at most `membrane_runtime::Limits::max_call_depth` deep: a deeper call
     /// fails with `LimitKind::CallDepth`, which the host function may hand to the guest
     /// as an error envelope. Any other failure of the nested call that poisons the
     /// instance (a trap, a panic, an ABI violation, a memory limit) fails the whole

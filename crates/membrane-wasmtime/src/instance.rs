@@ -17,7 +17,7 @@ use crate::call::{begin_top_level_call, call_top_level};
 use crate::host_fn::{HostFunctions, provided};
 use crate::module::Module;
 use crate::signature::{describe, fits};
-use crate::store::{CancelHandle, Handles, Limits, StoreData, Timer};
+use crate::store::{CancelHandle, Handles, Limiter, StoreData, Timer};
 use crate::trap::classify;
 
 /// A module linked with its host functions, ready to make instances quickly (wasmtime's
@@ -119,17 +119,17 @@ impl<T: Send + 'static> InstancePre<T> {
     ) -> std::result::Result<Instance<T>, (Error, T)> {
         let engine = self.module.engine();
         let config = engine.config();
-        if let Err(e) = crate::native_stack::check(config.max_wasm_stack) {
+        if let Err(e) = crate::native_stack::check(config.limits.max_wasm_stack) {
             return Err((e, state));
         }
-        let timeout_ticks = match config.timeout {
+        let timeout_ticks = match config.limits.timeout {
             Some(t) => u64::try_from(t.as_nanos().div_ceil(config.epoch_tick.as_nanos()))
                 .unwrap_or(u64::MAX),
             None => u64::MAX,
         };
-        let limits = Limits {
-            max_memory: config.max_memory,
-            max_table_elements: config.max_table_elements,
+        let limits = Limiter {
+            max_memory: config.limits.max_memory,
+            max_table_elements: config.limits.max_table_elements,
             memory_denied: false,
             table_denied: false,
         };
@@ -137,10 +137,10 @@ impl<T: Send + 'static> InstancePre<T> {
             state,
             limits,
             Timer::new(engine.clock().cloned(), timeout_ticks, cancel),
-            config.max_call_depth,
+            config.limits.max_call_depth,
             config.codec,
         );
-        data.fuel_limit = config.metering_limit;
+        data.fuel_limit = config.limits.fuel;
         let mut store = Store::new(engine.wasmtime(), data);
         store.limiter(|data| &mut data.limits);
         store.epoch_deadline_callback(|mut ctx| {
@@ -271,7 +271,7 @@ impl<T: Send + 'static> Instance<T> {
             }
             .into());
         }
-        crate::native_stack::check(self.handles.module.engine().config().max_wasm_stack)?;
+        crate::native_stack::check(self.handles.module.engine().config().limits.max_wasm_stack)?;
         begin_top_level_call(&mut self.store)?;
         let result = call_top_level(&mut self.store, &self.handles, name, input, read);
         self.store.data_mut().timer.end();

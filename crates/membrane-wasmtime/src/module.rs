@@ -123,8 +123,8 @@ impl Engine {
         self.check_size(wasm.len())?;
         crate::resources::check(
             wasm,
-            self.config().max_memory,
-            self.config().max_table_elements,
+            self.config().limits.max_memory,
+            self.config().limits.max_table_elements,
         )?;
         let compiled = self
             .cache()
@@ -157,8 +157,8 @@ impl Engine {
         self.check_size(wasm.len())?;
         crate::resources::check(
             wasm,
-            self.config().max_memory,
-            self.config().max_table_elements,
+            self.config().limits.max_memory,
+            self.config().limits.max_table_elements,
         )?;
         let cache = self.cache();
         let key = cache.key(wasm);

@@ -12,7 +12,7 @@ use membrane_runtime::{Error, TrapKind};
 /// The data of a membrane store.
 pub(crate) struct StoreData<T> {
     pub(crate) state: T,
-    pub(crate) limits: Limits,
+    pub(crate) limits: Limiter,
     pub(crate) timer: Timer,
     /// The message the guest's panic hook reported during the current call.
     pub(crate) panic: Option<String>,
@@ -51,7 +51,7 @@ pub(crate) struct Handles {
 impl<T> StoreData<T> {
     pub(crate) fn new(
         state: T,
-        limits: Limits,
+        limits: Limiter,
         timer: Timer,
         max_depth: u32,
         codec: membrane_codec::CodecConfig,
@@ -94,14 +94,14 @@ impl<T> StoreData<T> {
 /// A denial is remembered until the guest shows it went on after it: a later growth
 /// that succeeds, or a call of an import (a host function or an intrinsic). A trap
 /// that follows a remembered denial is the guest aborting on the failed allocation.
-pub(crate) struct Limits {
+pub(crate) struct Limiter {
     pub(crate) max_memory: usize,
     pub(crate) max_table_elements: usize,
     pub(crate) memory_denied: bool,
     pub(crate) table_denied: bool,
 }
 
-impl Limits {
+impl Limiter {
     /// Forgets earlier denials: the guest went on after them.
     #[inline]
     pub(crate) fn forget_denials(&mut self) {
@@ -110,7 +110,7 @@ impl Limits {
     }
 }
 
-impl wasmtime::ResourceLimiter for Limits {
+impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
         _current: usize,

@@ -103,12 +103,12 @@ struct Mix {
 impl Mix {
     fn new(guests: &Path) -> Result<Mix, String> {
         // Little fuel: the spinning guest fails fast, the others need far less.
-        let engine = Engine::new(EngineConfig {
-            metering_limit: Some(200_000),
-            timeout: Some(Duration::from_secs(5)),
-            max_memory: 64 << 20,
-            ..EngineConfig::default()
-        })
+        let engine = Engine::new(
+            EngineConfig::default()
+                .fuel(Some(200_000))
+                .timeout(Some(Duration::from_secs(5)))
+                .max_memory(64 << 20),
+        )
         .map_err(|e| e.to_string())?;
         let host = HostFunctions::new();
         let prepare = |wasm: &[u8]| -> Result<InstancePre<()>, String> {

@@ -52,10 +52,7 @@ fn engine(config: EngineConfig) -> Engine {
 }
 
 fn disk_engine(dir: &Path) -> Engine {
-    engine(EngineConfig {
-        cache_dir: Some(dir.to_path_buf()),
-        ..EngineConfig::default()
-    })
+    engine(EngineConfig::default().cache_dir(Some(dir.to_path_buf())))
 }
 
 /// Loads `wasm` and makes an instance of it, proving the loaded code is usable.
@@ -134,10 +131,7 @@ fn least_recently_used_module_is_evicted_past_the_budget() {
         probe.cache_stats().memory_bytes
     };
     // Room for two of these modules, not three.
-    let engine = engine(EngineConfig {
-        cache_size: usize::try_from(size * 5 / 2).unwrap(),
-        ..EngineConfig::default()
-    });
+    let engine = engine(EngineConfig::default().cache_size(usize::try_from(size * 5 / 2).unwrap()));
     let [a, b, c] = [11, 12, 13].map(|seed| generated(seed, 20));
     engine.load(&a).unwrap();
     engine.load(&b).unwrap();
@@ -159,10 +153,7 @@ fn least_recently_used_module_is_evicted_past_the_budget() {
 
 #[test]
 fn a_module_larger_than_the_budget_is_compiled_but_not_kept() {
-    let engine = engine(EngineConfig {
-        cache_size: 1,
-        ..EngineConfig::default()
-    });
+    let engine = engine(EngineConfig::default().cache_size(1));
     let wasm = generated(20, 2);
     load_and_instantiate(&engine, &wasm);
     load_and_instantiate(&engine, &wasm);
@@ -285,11 +276,11 @@ fn a_new_engine_loads_from_disk_what_an_earlier_one_compiled() {
     );
 
     // Engines whose settings change the code do not share artifacts.
-    let other = engine(EngineConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        nan_canonicalization: true,
-        ..EngineConfig::default()
-    });
+    let other = engine(
+        EngineConfig::default()
+            .cache_dir(Some(dir.path().to_path_buf()))
+            .nan_canonicalization(true),
+    );
     other.load(&wasm).unwrap();
     assert_eq!(answers(other.cache_stats()), (0, 0, 0, 1));
     assert_eq!(artifacts(dir.path()).len(), 2);
@@ -299,10 +290,7 @@ fn a_new_engine_loads_from_disk_what_an_earlier_one_compiled() {
 /// directory).
 fn artifact_of(wasm: &[u8], config: EngineConfig) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(EngineConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        ..config
-    });
+    let engine = engine(config.cache_dir(Some(dir.path().to_path_buf())));
     engine.load(wasm).unwrap();
     fs::read(only_artifact(dir.path())).unwrap()
 }
@@ -318,12 +306,7 @@ fn check_damage(what: &str, damage: impl FnOnce(&Path, &[u8])) {
 /// [`check_damage`] with engines of `config` (and the directory as `cache_dir`).
 fn check_damage_with(what: &str, config: EngineConfig, damage: impl FnOnce(&Path, &[u8])) {
     let dir = tempfile::tempdir().unwrap();
-    let disk_engine = |dir: &Path| {
-        engine(EngineConfig {
-            cache_dir: Some(dir.to_path_buf()),
-            ..config.clone()
-        })
-    };
+    let disk_engine = |dir: &Path| engine(config.clone().cache_dir(Some(dir.to_path_buf())));
     let wasm = generated(40, 8);
     disk_engine(dir.path()).load(&wasm).unwrap();
     let path = only_artifact(dir.path());
@@ -497,10 +480,7 @@ fn a_directory_in_place_of_an_artifact_is_refused_and_left_alone() {
 fn an_artifact_claiming_a_huge_size_is_refused_before_allocating() {
     check_damage_with(
         "a sparse file of 1 TiB",
-        EngineConfig {
-            disk_cache_size: u64::MAX,
-            ..EngineConfig::default()
-        },
+        EngineConfig::default().disk_cache_size(u64::MAX),
         |path, _| {
             OpenOptions::new()
                 .write(true)
@@ -520,24 +500,12 @@ fn an_artifact_of_another_engine_configuration_is_recompiled() {
     check_damage(
         "artifact of an engine with NaN canonicalization",
         |path, wasm| {
-            let foreign = artifact_of(
-                wasm,
-                EngineConfig {
-                    nan_canonicalization: true,
-                    ..EngineConfig::default()
-                },
-            );
+            let foreign = artifact_of(wasm, EngineConfig::default().nan_canonicalization(true));
             fs::write(path, foreign).unwrap();
         },
     );
     check_damage("artifact of an engine without fuel", |path, wasm| {
-        let foreign = artifact_of(
-            wasm,
-            EngineConfig {
-                metering_limit: None,
-                ..EngineConfig::default()
-            },
-        );
+        let foreign = artifact_of(wasm, EngineConfig::default().fuel(None));
         fs::write(path, foreign).unwrap();
     });
     check_damage("artifact of another module", |path, _| {
@@ -635,12 +603,12 @@ fn the_disk_cache_stays_within_its_budget_removing_oldest_used_first() {
     let budget = size * 5 / 2; // two files fit, three do not
     let dir = tempfile::tempdir().unwrap();
     // No memory cache: every load goes to the disk.
-    let engine = engine(EngineConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        disk_cache_size: budget,
-        cache_size: 0,
-        ..EngineConfig::default()
-    });
+    let engine = engine(
+        EngineConfig::default()
+            .cache_dir(Some(dir.path().to_path_buf()))
+            .disk_cache_size(budget)
+            .cache_size(0),
+    );
     let load = |i: usize| {
         load_and_instantiate(&engine, &modules[i]);
         assert!(total_size(dir.path()) <= budget, "after module {i}");
@@ -675,11 +643,11 @@ fn the_disk_cache_stays_within_its_budget_removing_oldest_used_first() {
 #[test]
 fn an_artifact_larger_than_the_disk_budget_is_not_written() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(EngineConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        disk_cache_size: 1000,
-        ..EngineConfig::default()
-    });
+    let engine = engine(
+        EngineConfig::default()
+            .cache_dir(Some(dir.path().to_path_buf()))
+            .disk_cache_size(1000),
+    );
     let wasm = generated(70, 16);
     load_and_instantiate(&engine, &wasm);
     assert_eq!(engine.cache_stats().disk_writes, 0);
@@ -703,11 +671,11 @@ fn stale_temporary_files_are_ignored_and_cleaned_and_other_files_kept() {
     write(".tmp-4243-7-0000abcd", Duration::ZERO);
     write("notes.txt", Duration::from_secs(7200));
 
-    let engine = engine(EngineConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        disk_cache_size: 1 << 20,
-        ..EngineConfig::default()
-    });
+    let engine = engine(
+        EngineConfig::default()
+            .cache_dir(Some(dir.path().to_path_buf()))
+            .disk_cache_size(1 << 20),
+    );
     assert_eq!(names(dir.path()), [".tmp-4243-7-0000abcd", "notes.txt"]);
     for seed in 80..84 {
         load_and_instantiate(&engine, &generated(seed, 4));

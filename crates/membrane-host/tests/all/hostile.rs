@@ -72,20 +72,20 @@ fn setup(profile: Profile) -> &'static Setup {
         Profile::Timed => (&TIMED, None, TIMEOUT),
     };
     cell.get_or_init(|| {
-        let engine = Engine::new(EngineConfig {
-            metering_limit,
-            timeout: Some(timeout),
-            max_memory: MAX_MEMORY,
-            max_table_elements: MAX_TABLE,
-            max_wasm_stack: 128 << 10,
-            max_module_size: MAX_MODULE,
-            max_call_depth: MAX_DEPTH,
-            codec: CodecConfig {
-                compress_threshold: None,
-                max_decompressed_len: MAX_DECOMPRESSED,
-            },
-            ..EngineConfig::default()
-        })
+        let engine = Engine::new(
+            EngineConfig::default()
+                .fuel(metering_limit)
+                .timeout(Some(timeout))
+                .max_memory(MAX_MEMORY)
+                .max_table_elements(MAX_TABLE)
+                .max_wasm_stack(128 << 10)
+                .max_module_size(MAX_MODULE)
+                .max_call_depth(MAX_DEPTH)
+                .codec(CodecConfig {
+                    compress_threshold: None,
+                    max_decompressed_len: MAX_DECOMPRESSED,
+                }),
+        )
         .expect("engine with small limits");
         let healthy = engine
             .load(&guest_bytes("echo"))

@@ -53,11 +53,7 @@ fn panic_message_reaches_the_host() {
 
 #[test]
 fn fuel_stops_an_endless_loop() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: Some(10_000_000),
-        timeout: None,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().fuel(Some(10_000_000)).timeout(None));
     let mut guest = instance_on(&engine, "spin");
     // A bounded loop within the budget runs.
     assert_eq!(guest.call::<_, u64>("count", &1000u64).unwrap(), 1000);
@@ -68,11 +64,7 @@ fn fuel_stops_an_endless_loop() {
 
 #[test]
 fn fuel_is_per_call() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: Some(5_000_000),
-        timeout: None,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().fuel(Some(5_000_000)).timeout(None));
     let mut guest = instance_on(&engine, "spin");
     // Each call is well within the budget; all of them together are far beyond it.
     for _ in 0..50 {
@@ -83,11 +75,7 @@ fn fuel_is_per_call() {
 #[test]
 fn timeout_stops_an_endless_loop() {
     let timeout = Duration::from_millis(100);
-    let engine = engine_with(EngineConfig {
-        metering_limit: None,
-        timeout: Some(timeout),
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().fuel(None).timeout(Some(timeout)));
     let mut guest = instance_on(&engine, "spin");
     let start = Instant::now();
     let err = guest.call::<_, u64>("spin", &()).unwrap_err();
@@ -99,11 +87,11 @@ fn timeout_stops_an_endless_loop() {
 
 #[test]
 fn a_timeout_of_one_instance_leaves_another_running() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: None,
-        timeout: Some(Duration::from_millis(100)),
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(
+        EngineConfig::default()
+            .fuel(None)
+            .timeout(Some(Duration::from_millis(100))),
+    );
     let mut spinner = instance_on(&engine, "spin");
     let mut worker = instance_on(&engine, "spin");
     std::thread::scope(|s| {
@@ -124,11 +112,7 @@ fn a_timeout_of_one_instance_leaves_another_running() {
 
 #[test]
 fn cancel_from_another_thread_stops_only_that_instance() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: None,
-        timeout: None,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().fuel(None).timeout(None));
     let mut spinner = instance_on(&engine, "spin");
     let mut other = instance_on(&engine, "spin");
     let cancel = spinner.cancel_handle();
@@ -158,10 +142,7 @@ fn cancel_from_another_thread_stops_only_that_instance() {
 #[test]
 fn memory_limit_stops_a_memory_hog() {
     let limit = 32 << 20;
-    let engine = engine_with(EngineConfig {
-        max_memory: limit,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().max_memory(limit));
     let mut guest = instance_on(&engine, "hog");
     let err = guest.call::<_, u64>("hog", &()).unwrap_err();
     assert!(
@@ -183,10 +164,7 @@ fn memory_limit_stops_a_memory_hog() {
 
 #[test]
 fn stack_limit_stops_unbounded_recursion() {
-    let engine = engine_with(EngineConfig {
-        max_wasm_stack: 256 << 10,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().max_wasm_stack(256 << 10));
     let mut guest = instance_on(&engine, "deep");
     assert_eq!(guest.call::<_, u32>("shallow", &100u32).unwrap(), 100);
     let err = guest.call::<_, u64>("deep", &0u64).unwrap_err();
@@ -196,10 +174,7 @@ fn stack_limit_stops_unbounded_recursion() {
 
 #[test]
 fn reset_replaces_a_poisoned_instance() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: Some(1_000_000),
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().fuel(Some(1_000_000)));
     let pre = engine
         .load(&guest_bytes("spin"))
         .unwrap()
@@ -215,10 +190,7 @@ fn reset_replaces_a_poisoned_instance() {
 
 #[test]
 fn module_size_is_limited_before_compiling() {
-    let engine = engine_with(EngineConfig {
-        max_module_size: 1024,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().max_module_size(1024));
     let wasm = guest_bytes("echo");
     let err = engine.load(&wasm).unwrap_err();
     assert!(
@@ -242,10 +214,7 @@ fn assert_refused_after_one_byte_past(err: &membrane_host::Error, limit: usize) 
 #[test]
 fn a_module_file_of_unknown_size_is_read_up_to_the_limit_only() {
     let limit = 1 << 20;
-    let engine = engine_with(EngineConfig {
-        max_module_size: limit,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().max_module_size(limit));
     let started = Instant::now();
     let err = engine.load_file("/dev/zero").unwrap_err();
     assert_refused_after_one_byte_past(&err, limit);
@@ -267,10 +236,7 @@ fn a_module_pipe_longer_than_the_limit_is_refused_after_one_byte_past_it() {
     use std::io::Write;
 
     let limit = 64 << 10;
-    let engine = engine_with(EngineConfig {
-        max_module_size: limit,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().max_module_size(limit));
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("module.wasm");
     let made = std::process::Command::new("mkfifo")
@@ -341,12 +307,12 @@ fn timed_failure(engine: &Engine, wasm: &[u8], name: &str) -> (membrane_host::Er
 #[test]
 fn timeout_bounds_wall_time_when_checks_are_far_apart() {
     let timeout = Duration::from_millis(100);
-    let engine = engine_with(EngineConfig {
-        metering_limit: None,
-        timeout: Some(timeout),
-        max_memory: 64 << 20,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(
+        EngineConfig::default()
+            .fuel(None)
+            .timeout(Some(timeout))
+            .max_memory(64 << 20),
+    );
     let grow_to_limit = "(drop (memory.grow (i32.sub (i32.const 1024) (memory.size))))";
     let fill = wat_module(
         2,
@@ -384,12 +350,12 @@ fn timeout_bounds_wall_time_when_checks_are_far_apart() {
 /// loop of checksums over 16 MiB ends `OutOfFuel` (it used to run until stopped).
 #[test]
 fn fuel_bounds_the_crc32_intrinsic() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: Some(10_000_000),
-        timeout: None,
-        max_memory: 16 << 20,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(
+        EngineConfig::default()
+            .fuel(Some(10_000_000))
+            .timeout(None)
+            .max_memory(16 << 20),
+    );
     let crc = wat_module(
         256,
         r#"(import "membrane" "crc32" (func $crc32 (param i32 i32 i32) (result i32)))"#,
@@ -436,11 +402,11 @@ fn cancelling<R: Send>(cancel: &membrane_host::CancelHandle, call: impl FnOnce()
 #[test]
 fn a_cancel_handle_survives_reset() {
     // No fuel: only the handle (or the 30 s timeout, a failure here) stops `spin`.
-    let engine = engine_with(EngineConfig {
-        metering_limit: None,
-        timeout: Some(Duration::from_secs(30)),
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(
+        EngineConfig::default()
+            .fuel(None)
+            .timeout(Some(Duration::from_secs(30))),
+    );
     let pre = engine
         .load(&guest_bytes("spin"))
         .unwrap()
@@ -459,11 +425,7 @@ fn a_cancel_handle_survives_reset() {
 /// cancel handle made before instantiation.
 #[test]
 fn an_instantiation_can_be_cancelled() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: None,
-        timeout: None,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().fuel(None).timeout(None));
     let wasm = wat_module(
         2,
         "",
@@ -490,11 +452,7 @@ fn an_instantiation_can_be_cancelled() {
 /// forgotten and the next call runs normally.
 #[test]
 fn a_cancel_stops_what_runs_now_and_nothing_later() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: None,
-        timeout: None,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(EngineConfig::default().fuel(None).timeout(None));
     let mut guest = instance_on(&engine, "spin");
     let cancel = guest.cancel_handle();
     // Before: forgotten.
@@ -547,17 +505,12 @@ fn a_thread_with_too_small_a_stack_is_refused_not_crashed() {
 /// allocator.
 #[test]
 fn both_allocators_answer_the_same() {
-    let base = EngineConfig {
-        max_memory: 1 << 20,
-        max_table_elements: 100,
-        pooling_max_instances: 4,
-        ..EngineConfig::default()
-    };
+    let base = EngineConfig::default()
+        .max_memory(1 << 20)
+        .max_table_elements(100)
+        .pooling_max_instances(4);
     let on_demand = engine_with(base.clone());
-    let pooling = engine_with(EngineConfig {
-        pooling: true,
-        ..base
-    });
+    let pooling = engine_with(base.pooling(true));
     let two_tables = wat_module(1, "", "(table 1 funcref) (table 1 funcref)");
     let four_tables = wat_module(
         1,
@@ -596,12 +549,12 @@ fn both_allocators_answer_the_same() {
 /// host state and its poisoning as they were.
 #[test]
 fn a_failed_reset_keeps_the_instance_and_its_state() {
-    let engine = engine_with(EngineConfig {
-        metering_limit: Some(1_000_000),
-        pooling: true,
-        pooling_max_instances: 1,
-        ..EngineConfig::default()
-    });
+    let engine = engine_with(
+        EngineConfig::default()
+            .fuel(Some(1_000_000))
+            .pooling(true)
+            .pooling_max_instances(1),
+    );
     let pre = engine
         .load(&guest_bytes("spin"))
         .unwrap()
