@@ -23,11 +23,14 @@ pub const MEMORY_EXPORT: &str = "memory";
 /// reclaiming every envelope of the previous call.
 pub const ALLOC_EXPORT: &str = "__membrane_alloc";
 
-/// Optional lifecycle export `() -> u64`, called once after instantiation; returns 0
-/// or a packed pointer/length of an error envelope.
+/// Reserved name of an optional lifecycle export `() -> u64` for starting a module
+/// (SPEC §8): returning 0, or a packed pointer/length of an error envelope. Not called
+/// by hosts of ABI version 1 (an `Instance` never calls it); like every `__` export it
+/// is never a callable guest function.
 pub const START_EXPORT: &str = "__membrane_start";
 
-/// Optional lifecycle export `() -> u64`, called before an instance is dropped.
+/// Reserved name of an optional lifecycle export `() -> u64` for stopping a module
+/// (SPEC §8), returning like [`START_EXPORT`]. Not called by hosts of ABI version 1.
 pub const STOP_EXPORT: &str = "__membrane_stop";
 
 /// Export names starting with this prefix are reserved for the ABI and are never

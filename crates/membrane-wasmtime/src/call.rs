@@ -27,7 +27,8 @@ pub(crate) fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) 
     Ok(())
 }
 
-/// A top-level call of a guest function: [`call_in`] when no call runs in the store.
+/// A top-level call of a guest function: made by the host when no call runs in the
+/// store; the guest's per-call arena is reset first.
 ///
 /// The instance is borrowed mutably for the whole of a top-level call, so none can run
 /// in its store already: the call is at depth 0, within any depth limit
@@ -43,12 +44,13 @@ pub(crate) fn call_top_level<T: 'static, R>(
     let mut store = store.as_context_mut();
     let func = function(&mut store, handles, name)?;
     store.data_mut().depth = 1;
-    let result = call_func(&mut store, handles, func, input, true, read);
+    let result = call_func(&mut store, handles, func, input, Arena::Reset, read);
     store.data_mut().depth = 0;
     result
 }
 
-/// One call of a guest function, top-level or nested: input envelope in, output out.
+/// A nested call of a guest function, made by a host function while a call runs in
+/// the store: input envelope in, output out, in the arena of the calls below it.
 ///
 /// A nested call (made by a host function) that fails with an error that poisons
 /// records a copy of it as the store's fault: the host function may swallow the error,
@@ -57,7 +59,7 @@ pub(crate) fn call_top_level<T: 'static, R>(
 /// outer call fails with it. The depth limit is the exception (`docs/abi.md` §6): it
 /// refuses the nested call before any guest code runs, so the instance is intact and
 /// the host function may hand the refusal to the guest as an error envelope.
-pub(crate) fn call_in<T: 'static, R>(
+pub(crate) fn call_nested<T: 'static, R>(
     mut store: impl AsContextMut<Data = StoreData<T>>,
     handles: &Handles,
     name: &str,
@@ -65,10 +67,9 @@ pub(crate) fn call_in<T: 'static, R>(
     read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
 ) -> Result<R> {
     let mut store = store.as_context_mut();
-    let nested = store.data().depth > 0;
+    debug_assert!(store.data().depth > 0, "a nested call outside a call");
     let result = call_at_depth(&mut store, handles, name, input, read);
-    if nested
-        && let Err(e) = &result
+    if let Err(e) = &result
         && e.poisons()
         && !matches!(e.kind(), ErrorKind::Limit(LimitKind::CallDepth { .. }))
     {
@@ -96,12 +97,21 @@ fn call_at_depth<T: 'static, R>(
         .into());
     }
     let func = function(store, handles, name)?;
-    let data = store.data_mut();
-    let top_level = data.depth == 0;
-    data.depth += 1;
-    let result = call_func(store, handles, func, input, top_level, read);
+    store.data_mut().depth += 1;
+    let result = call_func(store, handles, func, input, Arena::Keep, read);
     store.data_mut().depth -= 1;
     result
+}
+
+/// What the guest's allocation entry does with its per-call arena before it allocates
+/// the input envelope (its `reset` argument, `docs/abi.md` §2).
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum Arena {
+    /// Reclaim every envelope of the previous call: a top-level call.
+    Reset = 1,
+    /// Keep them: a nested call, whose callers' envelopes are still in use.
+    Keep = 0,
 }
 
 /// The call itself: input envelope written into memory from the allocation entry, the
@@ -114,13 +124,13 @@ fn call_func<T: 'static, R>(
     handles: &Handles,
     func: &TypedFunc<(u32, u32), u64>,
     input: &[u8],
-    top_level: bool,
+    arena: Arena,
     read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
 ) -> Result<R> {
     let (memory, alloc) = (handles.memory, &handles.alloc);
     let codec = Codec::new(store.data().codec);
     let len = protocol::input_envelope_len(input.len())?;
-    let ptr = match alloc.call(&mut *store, (len, top_level as u32)) {
+    let ptr = match alloc.call(&mut *store, (len, arena as u32)) {
         Ok(0) => return Err(alloc_failed(store.data(), len)),
         Ok(ptr) => ptr,
         Err(e) => return Err(classify(store.data_mut(), e)),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasmtime::{AsContextMut, Caller, Linker, Memory};
 
-use crate::call::call_in;
+use crate::call::call_nested;
 use crate::store::{Handles, StoreData};
 use crate::trap::{alloc_failed, classify};
 use membrane_runtime::imports::{HostTable, Signature};
@@ -64,7 +64,7 @@ impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
         let Some(handles) = self.caller.data().handles.clone() else {
             return Err(Error::host("instance is not initialised"));
         };
-        call_in(&mut *self.caller, &handles, name, input, read_to_vec)
+        call_nested(&mut *self.caller, &handles, name, input, read_to_vec)
     }
 
     /// Typed variant of [`HostContext::call_raw`] (postcard).
