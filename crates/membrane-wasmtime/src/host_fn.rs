@@ -187,7 +187,7 @@ impl<T: Send + 'static> HostFunctions<T> {
                           len: u32,
                           buf: ResponseBuffer|
               -> Result<u64> {
-            let decoded = read_request(caller, ptr, len, buf, |payload| {
+            let decoded = read_request(caller, ptr, len, buf, |_, payload| {
                 membrane_codec::from_payload::<I>(payload).map_err(|e| {
                     HostError::new(
                         ErrorCode::INVALID_INPUT,
@@ -328,17 +328,18 @@ pub(crate) fn provided<T: Send + 'static>(
 
 /// Reads a host function's request, the same way for every kind of host function
 /// (`docs/abi.md` §4): checks the response buffer and the request region, charges the
-/// fuel of the work ([`charge_fuel`]), verifies the envelope and decompresses its
-/// payload, and hands the payload to `read`. A bad region or envelope (a wrong
-/// checksum, a corrupt compressed block) is an ABI violation that stops the guest;
-/// what `read` makes of the payload is the host function's business.
+/// fuel of the work ([`charge_fuel`]: the request's bytes, then the bytes decompressed
+/// from it), verifies the envelope and decompresses its payload, and hands `read` the
+/// host state and the payload, borrowed where it lies. A bad region or envelope (a
+/// wrong checksum, a corrupt compressed block) is an ABI violation that stops the
+/// guest; what `read` makes of the payload is the host function's business.
 #[inline]
 fn read_request<T: 'static, R>(
     caller: &mut Caller<'_, StoreData<T>>,
     ptr: u32,
     len: u32,
     buf: ResponseBuffer,
-    read: impl FnOnce(&[u8]) -> R,
+    read: impl FnOnce(&mut T, &[u8]) -> R,
 ) -> Result<R> {
     caller.data_mut().limits.forget_denials();
     let memory = memory(caller)?;
@@ -348,9 +349,13 @@ fn read_request<T: 'static, R>(
         guest_region(data, ptr, len, "host function request")?;
     }
     charge_fuel(caller, len)?;
-    let codec = Codec::new(caller.data().codec);
-    let request = guest_region(memory.data(&*caller), ptr, len, "host function request")?;
-    let (value, decompressed) = protocol::read_request(&codec, request, read)?;
+    let (value, decompressed) = {
+        let (data, store) = memory.data_and_store_mut(&mut *caller);
+        let codec = Codec::new(store.codec);
+        // Checked above; guest memory never shrinks.
+        let request = guest_region(data, ptr, len, "host function request")?;
+        protocol::read_request(&codec, request, |payload| read(&mut store.state, payload))?
+    };
     if decompressed != 0 {
         charge_fuel(caller, decompressed)?;
     }
@@ -365,7 +370,7 @@ fn call_raw_host_fn<T: 'static>(
     len: u32,
     buf: ResponseBuffer,
 ) -> Result<u64> {
-    let request = read_request(caller, ptr, len, buf, <[u8]>::to_vec)?;
+    let request = read_request(caller, ptr, len, buf, |_, payload| payload.to_vec())?;
     let result = f(&mut HostContext { caller, name }, &request);
     no_fault(caller)?;
     match result {
@@ -383,22 +388,7 @@ fn call_bytes_host_fn<T: 'static>(
     len: u32,
     buf: ResponseBuffer,
 ) -> Result<u64> {
-    caller.data_mut().limits.forget_denials();
-    let memory = memory(caller)?;
-    {
-        let data = memory.data(&*caller);
-        check_response_buffer(data, buf)?;
-        guest_region(data, ptr, len, "host function request")?;
-    }
-    charge_fuel(caller, len)?;
-    let codec = Codec::new(caller.data().codec);
-    let result = {
-        let (data, store) = memory.data_and_store_mut(&mut *caller);
-        let request = guest_region(data, ptr, len, "host function request")?;
-        // Not charged for decompression, unlike the other kinds (as before the split).
-        protocol::read_request(&codec, request, |payload| f(&mut store.state, payload))?.0
-    };
-    match result {
+    match read_request(caller, ptr, len, buf, f)? {
         Ok(output) => write_bytes(caller, buf, &output),
         Err(e) => write_error(caller, &e, buf),
     }
