@@ -1,39 +1,14 @@
 //! The per-call arena that holds every envelope of a call, and the ABI's exports for it.
 //!
-//! wasm32 without the `atomics` feature runs one thread, so the arena is a plain global
-//! behind an `UnsafeCell`. The host resets it through `__membrane_alloc` when it starts a
+//! The arena is a plain global (`state::ARENA`; wasm32 without `atomics` runs one
+//! thread). The host resets it through `__membrane_alloc` when it starts a
 //! top-level call (and never while a call runs), so nothing allocated during a call
 //! outlives the next top-level call.
 
-#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
-compile_error!("membrane-guest supports single-threaded wasm32 only (no `atomics` target feature)");
-
 use core::alloc::Layout;
-use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 
-/// Every arena allocation is 8-aligned: with the bump's minimum alignment equal to the
-/// requested one, bumpalo's fast path needs no extra rounding of its pointer.
-const ALIGN: usize = 8;
-
-type Bump = bumpalo::Bump<ALIGN>;
-
-struct Arena(UnsafeCell<Option<Bump>>);
-
-// SAFETY: wasm32 without `atomics` (checked above) has exactly one thread, so the cell is
-// never accessed concurrently.
-unsafe impl Sync for Arena {}
-
-static ARENA: Arena = Arena(UnsafeCell::new(None));
-
-/// How many times the arena has been reset (wrapping): memory handed out while the
-/// count had one value is reclaimed once it changes.
-struct Resets(core::cell::Cell<u32>);
-
-// SAFETY: single-threaded (see `Arena`).
-unsafe impl Sync for Resets {}
-
-static RESETS: Resets = Resets(core::cell::Cell::new(0));
+use crate::state::{ARENA, ARENA_ALIGN as ALIGN, Bump, RESETS};
 
 /// The number of resets so far (wrapping), to tell whether an allocation made earlier
 /// has been reclaimed since.
@@ -45,7 +20,7 @@ pub(crate) fn resets() -> u32 {
 /// The arena, created on first use.
 #[inline]
 fn bump() -> &'static Bump {
-    // SAFETY: single-threaded (see `Arena`), and the only `&mut` to the cell's content is
+    // SAFETY: single-threaded (see `state`), and the only `&mut` to the cell's content is
     // taken in `reset`, which the ABI allows only when no call is running, i.e. when no
     // reference returned here is still in use.
     unsafe { (*ARENA.0.get()).get_or_insert_with(Bump::with_min_align) }

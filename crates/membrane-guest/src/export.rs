@@ -1,7 +1,6 @@
 //! Exported functions: reading the input envelope and writing the output envelope.
 
 use alloc::format;
-use core::cell::Cell;
 use membrane_codec::{
     Codec, CodecConfig, DecodeError, Envelope, ErrorCode, Flags, HEADER_LEN, Header,
     envelope_checksum,
@@ -11,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::arena;
+use crate::state::LAST_INPUT;
 use crate::crc::HostCrc;
 use crate::error::Error;
 
@@ -37,18 +37,6 @@ pub(crate) fn decode_from_host(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError
         codec().decode_trusted(bytes)
     }
 }
-
-/// The payload (address, length) of the innermost running call's input envelope when
-/// that envelope has no flags set, remembered so that `return_ok` can hand an unchanged
-/// payload back in place, header and all; `(0, 0)` for none (no slice starts at
-/// address 0, so it matches no payload).
-struct LastInput(Cell<(usize, usize)>);
-
-// SAFETY: wasm32 without atomics is single-threaded (see `arena`); off wasm32 the cell
-// only ever holds (0, 0) because no export runs there.
-unsafe impl Sync for LastInput {}
-
-static LAST_INPUT: LastInput = LastInput(Cell::new((0, 0)));
 
 /// Runs a typed export: decodes the input as `I`, calls `f`, encodes its result.
 /// Used by `#[export]`; errors of every stage become error envelopes.
@@ -478,15 +466,12 @@ pub(crate) fn pack(envelope: &[u8]) -> u64 {
 /// An `OUT_OF_MEMORY` error envelope that needs no allocation: it lives in a static
 /// buffer, written when the arena cannot even hold an error.
 fn out_of_memory() -> u64 {
+    use crate::state::{OUT_OF_MEMORY, OUT_OF_MEMORY_LEN};
     const MESSAGE: &str = "guest out of memory";
-    const LEN: usize = HEADER_LEN + 4 + MESSAGE.len();
-    struct Static(core::cell::UnsafeCell<[u8; LEN]>);
-    // SAFETY: single-threaded (see `LastInput`).
-    unsafe impl Sync for Static {}
-    static BUF: Static = Static(core::cell::UnsafeCell::new([0; LEN]));
-    // SAFETY: single-threaded, and the buffer is only written here; the host reads it
-    // after the export returned.
-    let buf = unsafe { &mut *BUF.0.get() };
+    const _: () = assert!(HEADER_LEN + 4 + MESSAGE.len() <= OUT_OF_MEMORY_LEN);
+    // SAFETY: single-threaded (see `state`), and the buffer is only written here; the
+    // host reads it after the export returned.
+    let buf = unsafe { &mut *OUT_OF_MEMORY.0.get() };
     match codec().encode_error_into(buf, ErrorCode::OUT_OF_MEMORY, MESSAGE) {
         Ok(n) => pack(&buf[..n]),
         Err(_) => 0,

@@ -7,42 +7,16 @@ use crate::error::Error;
 #[cfg(target_arch = "wasm32")]
 use membrane_codec::{ErrorCode, Flags};
 
-/// Bytes of the buffer that carries short requests and responses of host functions.
+// The scratch buffer: a request that fits is serialized straight into it (no sizing
+// pass, no arena allocation), and the host writes the response over it (no allocation
+// call back into the guest). Reusing one buffer is sound because the host reads the
+// whole request before the host function runs and writes the response only after it
+// returns (`docs/abi.md` §4): a host function that calls back into this instance, whose
+// code calls host functions in turn, is done with the buffer before the outer response
+// is written. No Rust reference into the buffer lives across an import call (see
+// `call_host`).
 #[cfg(target_arch = "wasm32")]
-const SCRATCH_LEN: usize = 1024;
-
-/// The buffer for host function requests and responses that fit in it: a request is
-/// serialized straight into it (no sizing pass, no arena allocation), and the host writes
-/// the response over it (no allocation call back into the guest).
-///
-/// Reusing one buffer is sound because the host reads the whole request before the host
-/// function runs and writes the response only after it returns (`docs/abi.md` §4): a
-/// host function that calls back into this instance, whose code calls host functions in
-/// turn, is done with the buffer before the outer response is written. No Rust reference
-/// into the buffer lives across an import call (see `call_host`).
-#[cfg(target_arch = "wasm32")]
-struct Scratch(core::cell::UnsafeCell<[u8; SCRATCH_LEN]>);
-
-// SAFETY: wasm32 without atomics runs one thread (see `arena`).
-#[cfg(target_arch = "wasm32")]
-unsafe impl Sync for Scratch {}
-
-#[cfg(target_arch = "wasm32")]
-static SCRATCH: Scratch = Scratch(core::cell::UnsafeCell::new([0; SCRATCH_LEN]));
-
-/// Whether [`SCRATCH`] holds bytes a running `call_host` still needs: its request while
-/// it is serialized, its response while it is decoded. A host call made from inside a
-/// `Serialize` or `Deserialize` impl (a host call within a host call's value) then goes
-/// through the arena and passes no response buffer, so it cannot overwrite them.
-#[cfg(target_arch = "wasm32")]
-struct ScratchBusy(core::cell::Cell<bool>);
-
-// SAFETY: wasm32 without atomics runs one thread (see `arena`).
-#[cfg(target_arch = "wasm32")]
-unsafe impl Sync for ScratchBusy {}
-
-#[cfg(target_arch = "wasm32")]
-static SCRATCH_BUSY: ScratchBusy = ScratchBusy(core::cell::Cell::new(false));
+use crate::state::{SCRATCH, SCRATCH_BUSY, SCRATCH_LEN};
 
 /// Marks [`SCRATCH`] busy for one `call_host`, restoring the earlier state when dropped.
 #[cfg(target_arch = "wasm32")]

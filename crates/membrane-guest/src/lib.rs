@@ -66,6 +66,7 @@ mod error;
 mod export;
 mod host;
 mod panic;
+mod state;
 mod sys;
 
 pub use bytes::{BytesOutput, Output};

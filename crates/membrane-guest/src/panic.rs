@@ -37,8 +37,8 @@ impl Write for Truncating {
 pub fn install_panic_hook() {
     #[cfg(target_arch = "wasm32")]
     {
-        use core::sync::atomic::{AtomicBool, Ordering};
-        static INSTALLED: AtomicBool = AtomicBool::new(false);
+        use crate::state::PANIC_HOOK_INSTALLED as INSTALLED;
+        use core::sync::atomic::Ordering;
         if !INSTALLED.load(Ordering::Relaxed) && !INSTALLED.swap(true, Ordering::Relaxed) {
             std::panic::set_hook(alloc::boxed::Box::new(|info| report_panic(info)));
         }
