@@ -13,6 +13,8 @@
 //! tells their kind, the same for every subcommand ([`EXIT_STATUS`], which
 //! `membrane --help` prints; [`exit_code`]).
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

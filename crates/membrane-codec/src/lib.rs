@@ -42,6 +42,7 @@
 //! | `std`   | yes     | runtime CPU detection for the hardware CRC-32 (without it only the CPU features enabled at compile time are used), and `std` support in the dependencies |
 
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 #[cfg(feature = "std")]
@@ -52,6 +53,7 @@ mod config;
 mod decode;
 mod encode;
 mod error;
+mod runs;
 mod typed;
 
 pub use checksum::{Checksum, Crc32Fast, copy_and_checksum, envelope_checksum};
@@ -60,4 +62,5 @@ pub use decode::{Envelope, ErrorPayload, parse_error_payload};
 pub use encode::{Codec, error_payload_len, max_encoded_len};
 pub use error::{DecodeError, EncodeError};
 pub use membrane_types::{ErrorCode, Flags, HEADER_LEN, Header};
+pub use runs::{Region, ShortRuns, write_run};
 pub use typed::{from_payload, to_payload, to_payload_slice};

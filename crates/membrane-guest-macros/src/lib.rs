@@ -5,6 +5,8 @@
 //! tested without a compiler run); this file only adapts them to the proc-macro
 //! interface.
 
+#![forbid(unsafe_code)]
+
 use proc_macro::TokenStream;
 
 mod expand;

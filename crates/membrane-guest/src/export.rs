@@ -1,18 +1,19 @@
 //! Exported functions: reading the input envelope and writing the output envelope.
 
 use alloc::format;
+use core::mem::MaybeUninit;
 use membrane_codec::{
-    Codec, CodecConfig, DecodeError, Envelope, ErrorCode, Flags, HEADER_LEN, Header,
-    envelope_checksum,
+    Codec, CodecConfig, DecodeError, Envelope, ErrorCode, Flags, HEADER_LEN, Header, ShortRuns,
+    envelope_checksum, write_run,
 };
 use membrane_types::pack_ptr_len;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::arena;
-use crate::state::LAST_INPUT;
 use crate::crc::HostCrc;
 use crate::error::Error;
+use crate::state::LAST_INPUT;
 
 /// The codec a guest uses: host-computed checksums, no compression of outputs.
 #[inline]
@@ -215,7 +216,7 @@ pub(crate) fn encode_bytes(payload: &[u8], flags: Flags) -> Result<&'static [u8]
     // allocation, as `seal` asks; after `seal` all of it is initialised, and the arena
     // keeps it unchanged until the next reset.
     unsafe {
-        copy_to(payload, start.add(HEADER_LEN));
+        write_run(uninit(start.add(HEADER_LEN), size), payload);
         seal(start, size, flags);
         Ok(core::slice::from_raw_parts(start, total))
     }
@@ -236,9 +237,11 @@ pub(crate) fn encode_value<O: Serialize + ?Sized>(
     };
     let start = start.as_ptr();
     // SAFETY: `start` is a fresh arena allocation of `HEADER_LEN + size` bytes, so the
-    // body (its last `size` bytes) is valid for writes of `size` bytes.
-    let body = unsafe { RawOutput::new(start.add(HEADER_LEN), size) };
-    let written = postcard::serialize_with_flavor(value, body).map_err(serialize_error)?;
+    // body (its last `size` bytes) is valid for writes of `size` bytes, and nothing
+    // else refers to it.
+    let body = unsafe { uninit(start.add(HEADER_LEN), size) };
+    let written =
+        postcard::serialize_with_flavor(value, ShortRuns::new(body)).map_err(serialize_error)?;
     if written != size {
         // `serialized_size` and the serializer disagree: a broken `Serialize` impl.
         return Err(Error::new(
@@ -247,7 +250,7 @@ pub(crate) fn encode_value<O: Serialize + ?Sized>(
         ));
     }
     // SAFETY: the serializer initialised all `size` bytes of the body (`written == size`,
-    // and `RawOutput` writes its bytes in order from the start), `size` fits a u32
+    // and `ShortRuns` writes its bytes in order from the start), `size` fits a u32
     // (`envelope_len`) and nothing refers to the allocation, as `seal` asks; after it
     // all of the allocation is initialised, and the arena keeps it unchanged until the
     // next reset.
@@ -311,120 +314,18 @@ pub(crate) fn serialize_error(e: postcard::Error) -> Error {
     )
 }
 
-/// A postcard output writing through a raw pointer into uninitialised memory, so no
-/// `&mut [u8]` is ever formed over bytes not yet written. Its output is the number of
-/// bytes written, always a prefix of the region.
-pub(crate) struct RawOutput {
-    next: *mut u8,
-    left: usize,
-    written: usize,
-}
-
-impl RawOutput {
-    /// # Safety
-    ///
-    /// `start` must be valid for writes of `len` bytes for as long as the value is used.
-    #[inline]
-    pub(crate) unsafe fn new(start: *mut u8, len: usize) -> RawOutput {
-        RawOutput {
-            next: start,
-            left: len,
-            written: 0,
-        }
-    }
-}
-
-/// Copies a short run (fewer than 16 bytes: varints, short strings) with at most two
-/// overlapping loads and stores per width, without a loop: a loop costs fuel and
-/// interruption checks per iteration in wasm, and a variable-length `memory.copy` is a
-/// call out of the wasm code.
+/// The `len` bytes at `start` as a region a [`ShortRuns`] or [`write_run`] may write,
+/// initialised or not.
 ///
 /// # Safety
 ///
-/// `dst` must be valid for writes of `src.len()` bytes and must not overlap `src`.
+/// `start` must be valid for writes of `len` bytes, and nothing else may refer to them
+/// while the slice lives.
 #[inline(always)]
-unsafe fn copy_short(src: &[u8], dst: *mut u8) {
-    let n = src.len();
-    let s = src.as_ptr();
-    // SAFETY: in every branch, each read is of `src[i..i + w]` with `i + w <= n`, and
-    // every write of `dst[i..i + w]` with `i + w <= n`, which the caller allows; unaligned
-    // accesses are used throughout. Overlapping writes store the same bytes twice.
-    unsafe {
-        if n >= 8 {
-            let head = s.cast::<u64>().read_unaligned();
-            let tail = s.add(n - 8).cast::<u64>().read_unaligned();
-            dst.cast::<u64>().write_unaligned(head);
-            dst.add(n - 8).cast::<u64>().write_unaligned(tail);
-        } else if n >= 4 {
-            let head = s.cast::<u32>().read_unaligned();
-            let tail = s.add(n - 4).cast::<u32>().read_unaligned();
-            dst.cast::<u32>().write_unaligned(head);
-            dst.add(n - 4).cast::<u32>().write_unaligned(tail);
-        } else if n > 0 {
-            // 1 to 3 bytes: first, middle and last (some of them the same byte).
-            let (a, b, c) = (*s, *s.add(n / 2), *s.add(n - 1));
-            *dst = a;
-            *dst.add(n / 2) = b;
-            *dst.add(n - 1) = c;
-        }
-    }
-}
-
-/// Copies `src` to `dst`: a short run without a loop or a call (see [`copy_short`]), a
-/// longer one with one bulk copy.
-///
-/// # Safety
-///
-/// `dst` must be valid for writes of `src.len()` bytes and must not overlap `src`.
-#[inline(always)]
-pub(crate) unsafe fn copy_to(src: &[u8], dst: *mut u8) {
-    if src.len() < 16 {
-        // SAFETY: the caller's promise.
-        unsafe { copy_short(src, dst) };
-    } else {
-        // SAFETY: the caller's promise.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
-    }
-}
-
-impl postcard::ser_flavors::Flavor for RawOutput {
-    type Output = usize;
-
-    #[inline]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        if self.left == 0 {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        // SAFETY: `left > 0` bytes are still valid for writes from `next` (see `new`).
-        unsafe {
-            self.next.write(byte);
-            self.next = self.next.add(1);
-        }
-        self.left -= 1;
-        self.written += 1;
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        let n = data.len();
-        if n > self.left {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        // SAFETY: `n <= left` bytes are valid for writes from `next` (see `new`), and
-        // `data` is a live shared slice, so it cannot overlap memory we write.
-        unsafe { copy_to(data, self.next) };
-        // SAFETY: `n <= left`: at most one past the end of the region.
-        self.next = unsafe { self.next.add(n) };
-        self.left -= n;
-        self.written += n;
-        Ok(())
-    }
-
-    #[inline]
-    fn finalize(self) -> postcard::Result<usize> {
-        Ok(self.written)
-    }
+pub(crate) unsafe fn uninit<'a>(start: *mut u8, len: usize) -> &'a mut [MaybeUninit<u8>] {
+    // SAFETY: the caller's promise; `MaybeUninit<u8>` has the layout of `u8` and needs no
+    // initialisation.
+    unsafe { core::slice::from_raw_parts_mut(start.cast::<MaybeUninit<u8>>(), len) }
 }
 
 /// Encodes an error envelope with `code` and `message` as the export's output and
@@ -449,9 +350,9 @@ fn encode_error(code: ErrorCode, message: &str) -> Option<&'static [u8]> {
     // `seal` asks; after it the whole allocation is initialised and stays unchanged
     // until the next reset.
     unsafe {
-        let body = start.add(HEADER_LEN);
-        copy_to(&code.0.to_le_bytes(), body);
-        copy_to(message.as_bytes(), body.add(4));
+        let body = uninit(start.add(HEADER_LEN), size);
+        write_run(body, &code.0.to_le_bytes());
+        write_run(&mut body[4..], message.as_bytes());
         seal(start, size, Flags::ERROR);
         Some(core::slice::from_raw_parts(start, total))
     }
@@ -480,9 +381,8 @@ fn out_of_memory() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{RawOutput, codec, decode_from_host, encode_bytes, encode_error, encode_value};
+    use super::{codec, decode_from_host, encode_bytes, encode_error, encode_value};
     use membrane_codec::{DecodeError, ErrorCode, Flags};
-    use postcard::ser_flavors::Flavor;
 
     /// Envelopes written into uninitialised arena memory are byte for byte what the
     /// codec writes. (The arena is a single-threaded global: every test that allocates
@@ -536,26 +436,5 @@ mod tests {
             decode_from_host(&bytes[..11]),
             Err(DecodeError::TooShort { len: 11 })
         ));
-    }
-
-    /// Every run length, around each branch of `copy_short` and the copying path,
-    /// lands intact right after the bytes written before it; a run too long for what
-    /// is left is refused without writing.
-    #[test]
-    fn raw_output_writes_runs_of_every_length() {
-        for n in 0..40usize {
-            let data: alloc::vec::Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
-            let mut buf = [0xAAu8; 64];
-            // SAFETY: `buf` is valid for writes of its 64 bytes while `out` is used.
-            let mut out = unsafe { RawOutput::new(buf.as_mut_ptr(), 1 + n) };
-            out.try_push(7).unwrap();
-            out.try_extend(&data).unwrap();
-            assert!(out.try_push(0).is_err(), "len {n}");
-            assert!(n == 0 || out.try_extend(&data).is_err(), "len {n}");
-            assert_eq!(out.finalize().unwrap(), 1 + n);
-            assert_eq!(buf[0], 7);
-            assert_eq!(&buf[1..1 + n], &data[..], "len {n}");
-            assert!(buf[1 + n..].iter().all(|&b| b == 0xAA), "len {n}");
-        }
     }
 }

@@ -47,12 +47,10 @@ fn encode_request<I: Serialize + ?Sized>(input: &I) -> Result<(u32, u32), Error>
     use membrane_codec::HEADER_LEN;
 
     let start = SCRATCH.0.get().cast::<u8>();
-    // SAFETY: the buffer is `SCRATCH_LEN` bytes, so its body (after the header) is valid
-    // for writes of `SCRATCH_LEN - HEADER_LEN` bytes; single-threaded, and no reference
-    // into it is live (see `Scratch`).
-    let body =
-        unsafe { crate::export::RawOutput::new(start.add(HEADER_LEN), SCRATCH_LEN - HEADER_LEN) };
-    let size = match postcard::serialize_with_flavor(input, body) {
+    // SAFETY: single-threaded, and no reference into the buffer is live (see the scratch
+    // buffer's note above): this one is the only one until the serializer returns.
+    let body = unsafe { &mut (&mut *SCRATCH.0.get())[HEADER_LEN..] };
+    let size = match postcard::serialize_with_flavor(input, membrane_codec::ShortRuns::new(body)) {
         Ok(size) => size,
         Err(postcard::Error::SerializeBufferFull) => {
             let request = crate::export::encode_value(input, Flags::EXPECTS_RESPONSE)?;
@@ -60,10 +58,9 @@ fn encode_request<I: Serialize + ?Sized>(input: &I) -> Result<(u32, u32), Error>
         }
         Err(e) => return Err(crate::export::serialize_error(e)),
     };
-    // SAFETY: the serializer initialised the first `size` bytes of the body (`RawOutput`
-    // writes in order from the start and reports how many it wrote); `size` is less
+    // SAFETY: the serializer wrote the first `size` bytes of the body; `size` is less
     // than `SCRATCH_LEN`, so it fits a u32; no reference into the buffer is live (see
-    // `Scratch`).
+    // the scratch buffer's note above).
     unsafe { crate::export::seal(start, size, Flags::EXPECTS_RESPONSE) };
     Ok((start as u32, (HEADER_LEN + size) as u32))
 }
@@ -84,7 +81,7 @@ fn encode_bytes_request(input: &[u8], nested: bool) -> Result<(u32, u32), Error>
         // call made then is nested, so `input` does not overlap the buffer either. After
         // the copy the body is initialised and `n` fits a u32, as `seal` asks.
         unsafe {
-            crate::export::copy_to(input, start.add(HEADER_LEN));
+            membrane_codec::write_run(&mut (&mut *SCRATCH.0.get())[HEADER_LEN..], input);
             crate::export::seal(start, n, Flags::EXPECTS_RESPONSE);
         }
         return Ok((start as u32, (HEADER_LEN + n) as u32));

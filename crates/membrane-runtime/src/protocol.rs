@@ -17,7 +17,7 @@
 //! ABI violation ([`AbiViolation::BadEnvelope`](crate::AbiViolation::BadEnvelope)).
 
 use membrane_codec::{
-    Codec, CodecConfig, Crc32Fast, DecodeError, EncodeError, Flags, HEADER_LEN, Header,
+    Codec, CodecConfig, Crc32Fast, DecodeError, EncodeError, Flags, HEADER_LEN, Header, ShortRuns,
     envelope_checksum, max_encoded_len,
 };
 use serde::Serialize;
@@ -158,7 +158,7 @@ pub fn write_value_response<O: Serialize + ?Sized>(
     let Some((head, body)) = region.split_at_mut_checked(HEADER_LEN) else {
         return Ok(None);
     };
-    match postcard::serialize_with_flavor(value, ShortRuns { buf: body, pos: 0 }) {
+    match postcard::serialize_with_flavor(value, ShortRuns::new(body)) {
         Ok(n) => {
             finish_header(head, &body[..n]);
             // At most `region.len()`, a region of guest memory (addressed with a u32).
@@ -225,102 +225,10 @@ fn finish_header(head: &mut [u8], body: &[u8]) {
     head.copy_from_slice(&header.to_bytes());
 }
 
-/// A postcard output into a slice that copies short runs (varints, small fields) byte
-/// by byte instead of calling `memcpy` for each; its output is the number of bytes
-/// written, always a prefix of `buf`.
-struct ShortRuns<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-}
-
-impl postcard::ser_flavors::Flavor for ShortRuns<'_> {
-    type Output = usize;
-
-    #[inline]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        let slot = self
-            .buf
-            .get_mut(self.pos)
-            .ok_or(postcard::Error::SerializeBufferFull)?;
-        *slot = byte;
-        self.pos += 1;
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        let end = self.pos + data.len();
-        let dst = self
-            .buf
-            .get_mut(self.pos..end)
-            .ok_or(postcard::Error::SerializeBufferFull)?;
-        if data.len() <= 8 {
-            for (d, s) in dst.iter_mut().zip(data) {
-                *d = *s;
-            }
-        } else {
-            dst.copy_from_slice(data);
-        }
-        self.pos = end;
-        Ok(())
-    }
-
-    #[inline]
-    fn finalize(self) -> postcard::Result<usize> {
-        Ok(self.pos)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use membrane_codec::ErrorCode;
-    use postcard::ser_flavors::Flavor;
-
-    /// Runs of every length around the byte-by-byte limit land intact after the bytes
-    /// written before them; a run or byte that does not fit is refused.
-    #[test]
-    fn short_runs_writes_runs_of_every_length() {
-        for n in 0..24usize {
-            let data: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
-            let mut buf = [0xAAu8; 40];
-            let mut out = ShortRuns {
-                buf: &mut buf[..1 + n],
-                pos: 0,
-            };
-            out.try_push(7).unwrap();
-            out.try_extend(&data).unwrap();
-            assert!(out.try_push(0).is_err(), "len {n}");
-            assert!(n == 0 || out.try_extend(&data).is_err(), "len {n}");
-            assert_eq!(out.finalize().unwrap(), 1 + n);
-            assert_eq!(buf[0], 7);
-            assert_eq!(&buf[1..1 + n], &data[..], "len {n}");
-            assert!(buf[1 + n..].iter().all(|&b| b == 0xAA), "len {n}");
-        }
-    }
-
-    /// A typed value serialized through `ShortRuns` is what `postcard::to_slice` writes.
-    #[test]
-    fn short_runs_matches_postcard() {
-        let value = (
-            7u32,
-            u64::MAX,
-            "a string longer than eight bytes".to_string(),
-            vec![1u16, 300, 65535],
-        );
-        let mut a = [0u8; 128];
-        let mut b = [0u8; 128];
-        let n = postcard::serialize_with_flavor(
-            &value,
-            ShortRuns {
-                buf: &mut a,
-                pos: 0,
-            },
-        )
-        .unwrap();
-        let expected = postcard::to_slice(&value, &mut b).unwrap();
-        assert_eq!(&a[..n], &expected[..]);
-    }
 
     fn codec() -> Codec {
         Codec::new(CodecConfig::default())

@@ -27,6 +27,7 @@
 //! | *(none)* |        | this crate has no features and no dependencies |
 
 #![no_std]
+#![forbid(unsafe_code)]
 
 mod abi;
 mod code;
