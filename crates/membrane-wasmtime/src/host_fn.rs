@@ -328,8 +328,8 @@ pub(crate) fn provided<T: Send + 'static>(
 
 /// Reads a host function's request, the same way for every kind of host function
 /// (`docs/abi.md` §4): checks the response buffer and the request region, charges the
-/// fuel of the work ([`charge_fuel`]: the request's bytes, then the bytes decompressed
-/// from it), verifies the envelope and decompresses its payload, and hands `read` the
+/// fuel of the work ([`charge_fuel`]: the request's payload bytes, then the bytes
+/// decompressed from it), verifies the envelope and decompresses its payload, and hands `read` the
 /// host state and the payload, borrowed where it lies. A bad region or envelope (a
 /// wrong checksum, a corrupt compressed block) is an ABI violation that stops the
 /// guest; what `read` makes of the payload is the host function's business.
@@ -348,7 +348,9 @@ fn read_request<T: 'static, R>(
         check_response_buffer(data, buf)?;
         guest_region(data, ptr, len, "host function request")?;
     }
-    charge_fuel(caller, len)?;
+    // The payload's bytes: the header's fixed work is part of the call's, like the
+    // import call itself (and charging it would cost a fuel update per small request).
+    charge_fuel(caller, len.saturating_sub(HEADER_LEN as u32))?;
     let (value, decompressed) = {
         let (data, store) = memory.data_and_store_mut(&mut *caller);
         let codec = Codec::new(store.codec);
