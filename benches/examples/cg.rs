@@ -1,5 +1,6 @@
 //! Callgrind driver for per-call instruction counts (deterministic, unlike wall-clock
-//! numbers on a shared machine): `cg <echo|floor-echo|host|floor-host> <size> <iterations>`.
+//! numbers on a shared machine):
+//! `cg <echo|floor-echo|host|floor-host|bytes|floor-bytes> <size> <iterations>`.
 //!
 //! Only `run` is meant to be counted; run it for N and 2N iterations and divide the
 //! difference by N:
@@ -9,7 +10,9 @@
 //!     target/release/examples/cg echo 64 200
 //! ```
 //!
-//! `host` calls `sum_to(size)`: `size` calls of the host's `add`, as `floor-host` does. With
+//! `host` calls `sum_to(size)`: `size` calls of the host's `add`, as `floor-host` does;
+//! `bytes` passes `size` bytes through the host's bytes function `echo_bytes` and back
+//! (`through_host`), as `floor-bytes` does through a bare import. With
 //! `CG_MAP=<file>` set, the guest's compiled functions are listed there (address, length,
 //! name) and its code is written next to it, to name JIT addresses in a profile.
 //! The floor guest is `membrane_benches::Floor`, the one `benches/calls.rs` uses.
@@ -93,6 +96,23 @@ fn main() {
                     instance.call::<_, u32>("sum_to", black_box(&n)).unwrap(),
                     sum
                 );
+            });
+        }
+        "bytes" => {
+            let host = host_fns_host();
+            let module = engine.load(&guest("host_fns")).unwrap();
+            dump_map(&module);
+            let mut instance = module.prepare(&host).unwrap().instantiate(()).unwrap();
+            assert_eq!(instance.call_raw("through_host", &input).unwrap(), input);
+            run(iters, &mut || {
+                black_box(instance.call_raw("through_host", black_box(&input)).unwrap());
+            });
+        }
+        "floor-bytes" => {
+            let mut floor = Floor::new(&engine);
+            assert_eq!(floor.through_host(&input), input);
+            run(iters, &mut || {
+                black_box(floor.through_host(black_box(&input)));
             });
         }
         "floor-host" => {
