@@ -105,7 +105,11 @@ fn main() {
             let mut instance = module.prepare(&host).unwrap().instantiate(()).unwrap();
             assert_eq!(instance.call_raw("through_host", &input).unwrap(), input);
             run(iters, &mut || {
-                black_box(instance.call_raw("through_host", black_box(&input)).unwrap());
+                black_box(
+                    instance
+                        .call_raw("through_host", black_box(&input))
+                        .unwrap(),
+                );
             });
         }
         "floor-bytes" => {

@@ -164,6 +164,17 @@ mod tests {
     use super::*;
     use postcard::ser_flavors::Flavor;
 
+    /// Writes a byte and then `data` into `region`, exactly `1 + data.len()` bytes:
+    /// both fit, the next byte or run is refused, and the output counts them.
+    fn byte_then_run<R: Region + ?Sized>(region: &mut R, data: &[u8]) {
+        let mut out = ShortRuns::new(region);
+        out.try_push(7).unwrap();
+        out.try_extend(data).unwrap();
+        assert!(out.try_push(0).is_err(), "len {}", data.len());
+        assert!(data.is_empty() || out.try_extend(data).is_err());
+        assert_eq!(out.finalize().unwrap(), 1 + data.len());
+    }
+
     /// Runs of every length around each branch of `write_run` land intact right after
     /// the byte written before them, in an initialised region; nothing past the region
     /// is written, and a byte or run that does not fit is refused.
@@ -172,12 +183,7 @@ mod tests {
         for n in 0..40usize {
             let data: alloc::vec::Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
             let mut buf = [0xAAu8; 64];
-            let mut out = ShortRuns::new(&mut buf[..1 + n]);
-            out.try_push(7).unwrap();
-            out.try_extend(&data).unwrap();
-            assert!(out.try_push(0).is_err(), "len {n}");
-            assert!(n == 0 || out.try_extend(&data).is_err(), "len {n}");
-            assert_eq!(out.finalize().unwrap(), 1 + n);
+            byte_then_run(&mut buf[..1 + n], &data);
             assert_eq!(buf[0], 7);
             assert_eq!(&buf[1..1 + n], &data[..], "len {n}");
             assert!(buf[1 + n..].iter().all(|&b| b == 0xAA), "len {n}");
@@ -191,12 +197,7 @@ mod tests {
         for n in 0..40usize {
             let data: alloc::vec::Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
             let mut buf = [MaybeUninit::<u8>::uninit(); 64];
-            let mut out = ShortRuns::new(&mut buf[..1 + n]);
-            out.try_push(7).unwrap();
-            out.try_extend(&data).unwrap();
-            assert!(out.try_push(0).is_err(), "len {n}");
-            assert!(n == 0 || out.try_extend(&data).is_err(), "len {n}");
-            assert_eq!(out.finalize().unwrap(), 1 + n);
+            byte_then_run(&mut buf[..1 + n], &data);
         }
     }
 

@@ -61,48 +61,34 @@ impl Default for Limits {
     }
 }
 
+/// Chainable setters for fields of a settings struct: `owner, field.path => setter: Type;`
+/// makes `pub fn setter(mut self, value: Type) -> owner` setting `self.field.path`. Used
+/// by [`Limits`] and by executors' settings that embed it (the wasmtime executor's
+/// `EngineConfig`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __chainable_setters {
+    ($owner:ident, $($first:ident $(. $rest:ident)* => $setter:ident: $ty:ty;)*) => {$(
+        #[doc = concat!(
+            "Sets `", stringify!($first) $(, ".", stringify!($rest))*, "` and returns the settings."
+        )]
+        #[must_use]
+        pub fn $setter(mut self, value: $ty) -> $owner {
+            self.$first $(. $rest)* = value;
+            self
+        }
+    )*};
+}
+
 /// Chainable setters, one per field.
 impl Limits {
-    /// Sets [`Limits::fuel`].
-    #[must_use]
-    pub fn fuel(mut self, fuel: Option<u64>) -> Limits {
-        self.fuel = fuel;
-        self
-    }
-
-    /// Sets [`Limits::timeout`].
-    #[must_use]
-    pub fn timeout(mut self, timeout: Option<Duration>) -> Limits {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets [`Limits::max_memory`].
-    #[must_use]
-    pub fn max_memory(mut self, bytes: usize) -> Limits {
-        self.max_memory = bytes;
-        self
-    }
-
-    /// Sets [`Limits::max_table_elements`].
-    #[must_use]
-    pub fn max_table_elements(mut self, elements: usize) -> Limits {
-        self.max_table_elements = elements;
-        self
-    }
-
-    /// Sets [`Limits::max_wasm_stack`].
-    #[must_use]
-    pub fn max_wasm_stack(mut self, bytes: usize) -> Limits {
-        self.max_wasm_stack = bytes;
-        self
-    }
-
-    /// Sets [`Limits::max_call_depth`].
-    #[must_use]
-    pub fn max_call_depth(mut self, depth: u32) -> Limits {
-        self.max_call_depth = depth;
-        self
+    crate::__chainable_setters! { Limits,
+        fuel => fuel: Option<u64>;
+        timeout => timeout: Option<Duration>;
+        max_memory => max_memory: usize;
+        max_table_elements => max_table_elements: usize;
+        max_wasm_stack => max_wasm_stack: usize;
+        max_call_depth => max_call_depth: u32;
     }
 
     /// Checks that the limits can be enforced: a stack and a call depth above zero.

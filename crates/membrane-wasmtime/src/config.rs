@@ -93,52 +93,26 @@ impl Default for EngineConfig {
     }
 }
 
-/// A chainable setter for each field of `EngineConfig`.
-macro_rules! setters {
-    ($($field:ident: $ty:ty),* $(,)?) => {$(
-        #[doc = concat!("Sets [`EngineConfig::", stringify!($field), "`].")]
-        #[must_use]
-        pub fn $field(mut self, value: $ty) -> EngineConfig {
-            self.$field = value;
-            self
-        }
-    )*};
-}
-
-/// A chainable setter for each field of `EngineConfig::limits`.
-macro_rules! limit_setters {
-    ($($field:ident: $ty:ty),* $(,)?) => {$(
-        #[doc = concat!("Sets [`Limits::", stringify!($field), "`] of [`EngineConfig::limits`].")]
-        #[must_use]
-        pub fn $field(mut self, value: $ty) -> EngineConfig {
-            self.limits.$field = value;
-            self
-        }
-    )*};
-}
-
+/// A chainable setter for each field, and for each field of its `limits`.
 impl EngineConfig {
-    setters! {
-        limits: Limits,
-        epoch_tick: Duration,
-        nan_canonicalization: bool,
-        cache_size: usize,
-        cache_dir: Option<PathBuf>,
-        disk_cache_size: u64,
-        static_memory_bound: u64,
-        pooling: bool,
-        pooling_max_instances: u32,
-        max_module_size: usize,
-        codec: CodecConfig,
-    }
-
-    limit_setters! {
-        fuel: Option<u64>,
-        timeout: Option<Duration>,
-        max_memory: usize,
-        max_table_elements: usize,
-        max_wasm_stack: usize,
-        max_call_depth: u32,
+    membrane_runtime::__chainable_setters! { EngineConfig,
+        limits => limits: Limits;
+        epoch_tick => epoch_tick: Duration;
+        nan_canonicalization => nan_canonicalization: bool;
+        cache_size => cache_size: usize;
+        cache_dir => cache_dir: Option<PathBuf>;
+        disk_cache_size => disk_cache_size: u64;
+        static_memory_bound => static_memory_bound: u64;
+        pooling => pooling: bool;
+        pooling_max_instances => pooling_max_instances: u32;
+        max_module_size => max_module_size: usize;
+        codec => codec: CodecConfig;
+        limits.fuel => fuel: Option<u64>;
+        limits.timeout => timeout: Option<Duration>;
+        limits.max_memory => max_memory: usize;
+        limits.max_table_elements => max_table_elements: usize;
+        limits.max_wasm_stack => max_wasm_stack: usize;
+        limits.max_call_depth => max_call_depth: u32;
     }
 }
 
