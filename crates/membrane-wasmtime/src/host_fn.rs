@@ -54,12 +54,12 @@ impl<'a, 'c, T: 'static> HostContext<'a, 'c, T> {
     }
 
     /// Calls the guest function `name` of the same instance (a re-entrant call) with raw
-    /// payload bytes. Nested at most `membrane_runtime::Limits::max_call_depth` deep: a deeper call
-    /// fails with `LimitKind::CallDepth`, which the host function may hand to the guest
-    /// as an error envelope. Any other failure of the nested call that poisons the
-    /// instance (a trap, a panic, an ABI violation, a memory limit) fails the whole
-    /// outer call with that error, whatever the host function does next; a guest error
-    /// does not.
+    /// payload bytes. Nested at most `membrane_runtime::Limits::max_call_depth` deep: a
+    /// deeper call fails with `LimitKind::CallDepth`, which the host function may hand
+    /// to the guest as an error envelope. Any other failure of the nested call that
+    /// poisons the instance (a trap, a panic, an ABI violation, a memory limit) fails
+    /// the whole outer call with that error, whatever the host function does next; a
+    /// guest error does not.
     pub fn call_raw(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
         let Some(handles) = self.caller.data().handles.clone() else {
             return Err(Error::host("instance is not initialised"));
@@ -329,10 +329,10 @@ pub(crate) fn provided<T: Send + 'static>(
 /// Reads a host function's request, the same way for every kind of host function
 /// (`docs/abi.md` §4): checks the response buffer and the request region, charges the
 /// fuel of the work ([`charge_fuel`]: the request's payload bytes, then the bytes
-/// decompressed from it), verifies the envelope and decompresses its payload, and hands `read` the
-/// host state and the payload, borrowed where it lies. A bad region or envelope (a
-/// wrong checksum, a corrupt compressed block) is an ABI violation that stops the
-/// guest; what `read` makes of the payload is the host function's business.
+/// decompressed from it), verifies the envelope and decompresses its payload, and hands
+/// `read` the host state and the payload, borrowed where it lies. A bad region or
+/// envelope (a wrong checksum, a corrupt compressed block) is an ABI violation that
+/// stops the guest; what `read` makes of the payload is the host function's business.
 #[inline]
 fn read_request<T: 'static, R>(
     caller: &mut Caller<'_, StoreData<T>>,

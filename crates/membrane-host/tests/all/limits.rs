@@ -384,6 +384,72 @@ fn fuel_bounds_the_crc32_intrinsic() {
     assert!(err.is_trap(&TrapKind::OutOfFuel), "{err:?}");
 }
 
+/// A host-function request is charged for the bytes decompressed from it, whatever the
+/// kind of host function: a 4 KiB request that decompresses to 1 MiB (65 536 units)
+/// ends `OutOfFuel` on a 40 000 budget, and runs on a large one.
+#[test]
+fn fuel_counts_what_a_request_decompresses_to() {
+    use membrane_codec::{Codec, CodecConfig, Flags};
+    let request = Codec::new(CodecConfig {
+        compress_threshold: Some(0),
+        ..CodecConfig::default()
+    })
+    .encode(&vec![0u8; 1 << 20], Flags::NONE)
+    .unwrap();
+    assert!(request.len() < 8 << 10, "{}", request.len());
+    let data: String = request.iter().map(|b| format!("\\{b:02x}")).collect();
+    let wasm = wat_module(
+        64,
+        r#"(import "membrane_host" "f" (func $f (param i32 i32 i32 i32) (result i64)))"#,
+        &format!(
+            r#"(data (i32.const 0x1000) "{data}")
+  (func (export "run") (param i32 i32) (result i64)
+    (call $f (i32.const 0x1000) (i32.const {len}) (i32.const 0) (i32.const 0)))"#,
+            len = request.len()
+        ),
+    );
+    let mut kinds: Vec<(&str, HostFunctions<()>)> = Vec::new();
+    let mut typed = HostFunctions::new();
+    typed.register(
+        "f",
+        |_ctx, _input: ()| -> Result<[u8; 4], membrane_host::HostError> { Ok([0; 4]) },
+    );
+    kinds.push(("typed", typed));
+    let mut raw = HostFunctions::new();
+    raw.register_raw("f", |_ctx, input| Ok(input[..4].to_vec()));
+    kinds.push(("raw", raw));
+    let mut bytes = HostFunctions::new();
+    bytes.register_bytes("f", |_state, input| Ok(input[..4].to_vec()));
+    kinds.push(("bytes", bytes));
+    for (kind, host) in &kinds {
+        for (fuel, out_of_fuel) in [(40_000, true), (10_000_000, false)] {
+            let engine = engine_with(EngineConfig::default().fuel(Some(fuel)).timeout(None));
+            let mut instance = engine
+                .load(&wasm)
+                .unwrap()
+                .prepare(host)
+                .unwrap()
+                .instantiate(())
+                .unwrap();
+            let result = instance.call_raw("run", &[]);
+            if out_of_fuel {
+                let err = result.unwrap_err();
+                assert!(err.is_trap(&TrapKind::OutOfFuel), "{kind}: {err:?}");
+            } else {
+                // The typed one may refuse a 1 MiB payload for `()` (an error sent to
+                // the guest, which hands it back as its output); the others answer.
+                match result {
+                    Ok(out) => assert_eq!(out, [0u8; 4], "{kind}"),
+                    Err(e) => assert!(
+                        *kind == "typed" && matches!(e.kind(), ErrorKind::Guest { .. }),
+                        "{kind}: {e:?}"
+                    ),
+                }
+            }
+        }
+    }
+}
+
 /// Runs `call` on another thread and cancels through `cancel` every 10 ms until it
 /// ends (a cancel stops only what runs when it is issued, and the thread may start
 /// late on a busy machine); returns what `call` returned.
