@@ -21,7 +21,8 @@
 //! - `read/*/64KiB`: a 64 KiB output read by `call_raw`, by `call_with` copying it, and
 //!   by `call_with` summing it in place.
 //! - `threads/echo/{1,2}x64B`: echo 64 B on one thread, and on two threads with an
-//!   instance each; the throughputs' ratio is the scaling over cores.
+//!   instance each; the throughputs' ratio is the scaling over cores. `threads/floor/..`:
+//!   the same with the bare floor, how far the machine scales at all.
 //! - `instantiate`: a fresh membrane instance against a bare `InstancePre::instantiate`
 //!   of the same module, with the on-demand and with the pooling allocator.
 //!
@@ -226,41 +227,64 @@ fn threads(c: &mut Criterion) {
         .unwrap();
     let input: Vec<u8> = (0..64).map(|i| (i * 7 + 3) as u8).collect();
     let mut instances = [pre.instantiate(()).unwrap(), pre.instantiate(()).unwrap()];
+    let mut floors = [Floor::new(&engine), Floor::new(&engine)];
     for instance in &mut instances {
         assert_eq!(instance.call_raw("echo", &input).unwrap(), input);
+    }
+    for floor in &mut floors {
+        assert_eq!(floor.echo(&input), input);
     }
     let mut group = c.benchmark_group("threads");
     for n in [1usize, 2] {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::new("echo", format!("{n}x64B")), |b| {
             b.iter_custom(|iters| {
-                let start = std::sync::Barrier::new(n);
-                std::thread::scope(|s| {
-                    let workers: Vec<_> = instances[..n]
-                        .iter_mut()
-                        .map(|instance| {
-                            let (start, input) = (&start, &input);
-                            s.spawn(move || {
-                                start.wait();
-                                let t = std::time::Instant::now();
-                                for _ in 0..iters {
-                                    black_box(instance.call_raw("echo", black_box(input)).unwrap());
-                                }
-                                t.elapsed()
-                            })
-                        })
-                        .collect();
-                    // The batch lasts as long as its slowest thread.
-                    workers
-                        .into_iter()
-                        .map(|w| w.join().unwrap())
-                        .max()
-                        .unwrap()
+                on_threads(&mut instances[..n], iters, |instance| {
+                    black_box(instance.call_raw("echo", black_box(&input)).unwrap());
+                })
+            })
+        });
+        // The same with the bare floor: how far this machine scales at all.
+        group.bench_function(BenchmarkId::new("floor", format!("{n}x64B")), |b| {
+            b.iter_custom(|iters| {
+                on_threads(&mut floors[..n], iters, |floor| {
+                    black_box(floor.echo(black_box(&input)));
                 })
             })
         });
     }
     group.finish();
+}
+
+/// Runs `iters` calls of `call` on each of `workers`, one thread each, started
+/// together; the batch lasts as long as its slowest thread.
+fn on_threads<W: Send>(
+    workers: &mut [W],
+    iters: u64,
+    call: impl Fn(&mut W) + Sync,
+) -> std::time::Duration {
+    let start = std::sync::Barrier::new(workers.len());
+    std::thread::scope(|s| {
+        let running: Vec<_> = workers
+            .iter_mut()
+            .map(|worker| {
+                let (start, call) = (&start, &call);
+                s.spawn(move || {
+                    start.wait();
+                    let t = std::time::Instant::now();
+                    for _ in 0..iters {
+                        call(worker);
+                    }
+                    t.elapsed()
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .max()
+            .unwrap()
+    })
 }
 
 criterion_group!(
