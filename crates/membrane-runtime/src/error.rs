@@ -97,6 +97,45 @@ pub enum ErrorKind {
         /// What happened.
         message: String,
     },
+    /// The runtime holds no module of this name (never added, or removed).
+    #[error("no module `{name}` in the runtime")]
+    UnknownModule {
+        /// The name asked for.
+        name: String,
+    },
+    /// The runtime already holds a module of this name.
+    #[error("a module `{name}` is already in the runtime")]
+    DuplicateModule {
+        /// The name.
+        name: String,
+    },
+    /// A module name the runtime does not accept (see `Runtime::add` for the rule).
+    #[error("invalid module name `{name}`: {reason}")]
+    InvalidModuleName {
+        /// The name (cut after 64 characters).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A module's spec cannot be used (a pool of no instances, for example).
+    #[error("invalid spec for module `{module}`: {reason}")]
+    InvalidSpec {
+        /// The module.
+        module: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Every instance of the module stayed busy for the whole wait bound
+    /// (`RuntimeConfig::max_wait`); the call did not run. Nothing is poisoned.
+    #[error("module `{module}` is busy: its {instances} instance(s) stayed in use for {waited:?}")]
+    Busy {
+        /// The module.
+        module: String,
+        /// How many instances it may have.
+        instances: usize,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
 }
 
 /// Why a guest trapped.

@@ -7,6 +7,13 @@
 //! `Box<dyn Executor>` and never name wasmtime. Typed calls and host functions with
 //! host state stay on the executor's concrete types, where they are generic; the seam
 //! carries payload bytes.
+//!
+//! [`RuntimeModule`] is what a [`Runtime`](crate::Runtime) holds: a linked module that
+//! describes itself (function names, [`ContentHash`]) and makes instances under the
+//! per-module limits the runtime asks for ([`LimitOverrides`]).
+
+use std::fmt;
+use std::time::Duration;
 
 use crate::error::Result;
 
@@ -54,4 +61,92 @@ pub trait GuestInstance: Send {
 pub trait Canceller: Send + Sync {
     /// Interrupts the instance's running call (none: nothing happens).
     fn cancel(&self);
+}
+
+/// A linked module as a [`Runtime`](crate::Runtime) holds it: it names its functions,
+/// tells its content hash, and makes instances whose calls run under per-module limits.
+///
+/// The executor provides the host state of each instance (the wasmtime executor:
+/// `T::default()` for an `InstancePre<T>`, or the factory given to
+/// `InstancePre::with_state`).
+pub trait RuntimeModule: Send + Sync {
+    /// The names of the functions a host can call.
+    fn function_names(&self) -> Vec<String>;
+
+    /// The module's content hash (blake3 of its wasm bytes).
+    fn content_hash(&self) -> ContentHash;
+
+    /// An instantiator whose instances run every call (and their instantiation) under
+    /// the executor's limits with `overrides` applied. Checked once, here: fails with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the executor cannot enforce
+    /// an override (a timeout on an engine built without one, fuel on an engine that
+    /// does not meter).
+    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>>;
+}
+
+/// Per-module overrides of the per-call limits of [`Limits`](crate::Limits); `None`
+/// keeps the executor's (the engine's) value.
+///
+/// `#[non_exhaustive]` with public fields and chainable setters of the same names, like
+/// [`Limits`](crate::Limits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitOverrides {
+    /// Fuel each call starts with, instead of the engine's (which must meter fuel).
+    pub fuel: Option<u64>,
+    /// Wall-clock limit of each call, instead of the engine's (which must have a
+    /// timeout: its clock enforces it).
+    pub timeout: Option<Duration>,
+}
+
+impl LimitOverrides {
+    /// Sets [`LimitOverrides::fuel`].
+    #[must_use]
+    pub fn fuel(mut self, fuel: Option<u64>) -> LimitOverrides {
+        self.fuel = fuel;
+        self
+    }
+
+    /// Sets [`LimitOverrides::timeout`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Option<Duration>) -> LimitOverrides {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// The content hash of a module: blake3 of its wasm bytes. Displayed as 64 lower-case
+/// hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContentHash(pub [u8; 32]);
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hash_displays_as_hex() {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 0xab;
+        bytes[31] = 0x01;
+        let text = ContentHash(bytes).to_string();
+        assert_eq!(text.len(), 64);
+        assert!(text.starts_with("ab00"), "{text}");
+        assert!(text.ends_with("0001"), "{text}");
+    }
 }

@@ -12,7 +12,10 @@
 //! - [`imports`]: the ABI's function signatures and the table of host functions, keyed
 //!   by `(import module, name)`.
 //! - [`executor`]: the object-safe seam an executor implements (load, instantiate,
-//!   call, cancel).
+//!   call, cancel), and [`RuntimeModule`], a module as a runtime holds it.
+//! - [`Runtime`]: many named modules, each with an [`InstancePolicy`] and its own fuel
+//!   and timeout ([`ModuleSpec`]), called by `(module, function)`, hot-swapped and
+//!   removed while calls run (`docs/runtime.md`).
 //!
 //! An executor (today `membrane-wasmtime`) runs the guest code and hands these functions
 //! the regions of guest memory the ABI names (`docs/abi.md`). Host authors use
@@ -52,6 +55,12 @@ pub mod imports;
 mod limits;
 pub mod memory;
 pub mod protocol;
+mod runtime;
 
 pub use error::{AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, TrapKind};
+pub use executor::{ContentHash, LimitOverrides, RuntimeModule};
 pub use limits::Limits;
+pub use runtime::{
+    InstancePolicy, MAX_MODULE_NAME_LEN, ModuleCounters, ModuleInfo, ModuleSpec, Runtime,
+    RuntimeConfig,
+};

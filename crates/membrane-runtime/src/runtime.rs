@@ -1,0 +1,342 @@
+//! The [`Runtime`]: many named modules, each with its instance policy and limits,
+//! called by `(module, function)`, added, hot-swapped and removed while calls run.
+//! Knows no executor: modules come in as [`RuntimeModule`]s.
+
+mod pool;
+mod spec;
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::executor::{ContentHash, Instantiator, RuntimeModule};
+
+use pool::Pool;
+pub use spec::{
+    InstancePolicy, MAX_MODULE_NAME_LEN, ModuleCounters, ModuleInfo, ModuleSpec, RuntimeConfig,
+};
+use spec::{Stats, validate_name};
+
+/// A runtime of many named modules.
+///
+/// `Send + Sync`, and a cheap clone of a shared handle: give a clone to each thread.
+/// Modules are added with a [`ModuleSpec`] (an [`InstancePolicy`] and per-module fuel
+/// and timeout), called by name ([`Runtime::call`], [`Runtime::call_raw`],
+/// [`Runtime::call_with`]), swapped for a new version ([`Runtime::replace`]) and
+/// removed ([`Runtime::remove`]) while calls run; [`Runtime::modules`] describes them.
+///
+/// A call that traps, panics, breaks the ABI or hits a limit poisons only the instance
+/// it ran in: the runtime drops that instance and makes a fresh one for a later call
+/// (a `Persistent` module's guest state is lost with it). No lock is held while guest
+/// code runs: each call runs on an instance it has to itself (`docs/runtime.md`, "The
+/// locking rule").
+///
+/// ```
+/// use membrane_runtime::{ErrorKind, Runtime, RuntimeConfig};
+///
+/// let runtime = Runtime::new(RuntimeConfig::default());
+/// let e = runtime.call_raw("nowhere", "f", b"").unwrap_err();
+/// assert!(matches!(e.kind(), ErrorKind::UnknownModule { .. }));
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RuntimeConfig,
+    /// The version of each module that serves new calls. Held only to look a module
+    /// up, insert or remove one: never during a call.
+    modules: RwLock<HashMap<String, Arc<Version>>>,
+}
+
+/// One version of a module: what `add` or `replace` installed. Calls hold it while
+/// they run, so an old version lives until its last call ends.
+struct Version {
+    name: String,
+    hash: ContentHash,
+    functions: Vec<String>,
+    spec: ModuleSpec,
+    instantiator: Box<dyn Instantiator>,
+    /// `None` for `FreshPerCall`.
+    pool: Option<Pool>,
+    /// Shared by every version of the module.
+    stats: Arc<Stats>,
+}
+
+impl Version {
+    /// Links `module` under `spec` and makes one instance, so that a module that cannot
+    /// be instantiated is refused now rather than at its first call.
+    fn new(
+        name: &str,
+        module: &dyn RuntimeModule,
+        spec: ModuleSpec,
+        stats: Arc<Stats>,
+    ) -> Result<Version> {
+        let max = spec.max_instances(name)?;
+        let instantiator = module.limited(&spec.limits)?;
+        let first = instantiator.instantiate()?;
+        let pool = max.map(|max| {
+            let pool = Pool::new(max);
+            pool.put(first);
+            pool
+        });
+        Ok(Version {
+            name: name.to_string(),
+            hash: module.content_hash(),
+            functions: module.function_names(),
+            spec,
+            instantiator,
+            pool,
+            stats,
+        })
+    }
+
+    /// Runs one call on an instance of this version.
+    fn call(
+        &self,
+        function: &str,
+        input: &[u8],
+        read: &mut dyn FnMut(&[u8]),
+        config: &RuntimeConfig,
+    ) -> Result<()> {
+        match &self.pool {
+            Some(pool) => {
+                let mut lease = pool.acquire(&*self.instantiator, config.max_wait, &self.name)?;
+                lease.instance().call_envelope(function, input, read)
+            }
+            None => self
+                .instantiator
+                .instantiate()?
+                .call_envelope(function, input, read),
+        }
+    }
+
+    fn info(&self) -> ModuleInfo {
+        ModuleInfo {
+            name: self.name.clone(),
+            hash: self.hash,
+            functions: self.functions.clone(),
+            policy: self.spec.policy,
+            limits: self.spec.limits,
+            counters: self.stats.snapshot(),
+        }
+    }
+}
+
+impl Runtime {
+    /// An empty runtime.
+    pub fn new(config: RuntimeConfig) -> Runtime {
+        Runtime {
+            inner: Arc::new(Inner {
+                config,
+                modules: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The settings this runtime was made with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<Version>>> {
+        // The map is consistent whatever panicked while holding it (one insert or
+        // removal at a time, nothing else runs under the lock).
+        self.inner
+            .modules
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Arc<Version>>> {
+        self.inner
+            .modules
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The version serving new calls of `name`.
+    fn current(&self, name: &str) -> Result<Arc<Version>> {
+        match self.read().get(name) {
+            Some(version) => Ok(version.clone()),
+            None => Err(unknown_module(name)),
+        }
+    }
+
+    /// Adds `module` under `name`, run as `spec` says.
+    ///
+    /// A name is 1 to [`MAX_MODULE_NAME_LEN`] bytes of ASCII letters, digits, `_`, `-`
+    /// and `.`, starting with a letter or a digit
+    /// ([`ErrorKind::InvalidModuleName`] otherwise), and unused
+    /// ([`ErrorKind::DuplicateModule`]). The spec's limits must be enforceable by the
+    /// executor ([`ErrorKind::Config`]: a timeout on an engine without one, fuel on an
+    /// engine without metering), a pool must allow an instance
+    /// ([`ErrorKind::InvalidSpec`]), and one instance is made now: a module that cannot
+    /// be instantiated is refused with that error. A `Persistent` or `Pooled` module
+    /// keeps that instance for its first call.
+    pub fn add(
+        &self,
+        name: &str,
+        module: impl RuntimeModule + 'static,
+        spec: ModuleSpec,
+    ) -> Result<()> {
+        validate_name(name)?;
+        if self.read().contains_key(name) {
+            return Err(duplicate_module(name));
+        }
+        // Linked and instantiated outside the lock: instantiation runs guest code.
+        let version = Version::new(name, &module, spec, Arc::default())?;
+        match self.write().entry(name.to_string()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(duplicate_module(name)),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Arc::new(version));
+                Ok(())
+            }
+        }
+    }
+
+    /// Swaps the module `name` for a new version, with the same spec and counters.
+    ///
+    /// The new version is linked and one instance of it made first (a failure leaves
+    /// the old version in place). Then, atomically for callers: calls that already
+    /// started finish on the old version (its instances are dropped when the last of
+    /// them ends), and every call that starts after `replace` returns runs on the new
+    /// one. No call is dropped or failed by the swap.
+    pub fn replace(&self, name: &str, module: impl RuntimeModule + 'static) -> Result<()> {
+        let old = self.current(name)?;
+        let version = Version::new(name, &module, old.spec, old.stats.clone())?;
+        let mut modules = self.write();
+        let replaced = match modules.get_mut(name) {
+            // Still the same module (not removed, or removed and added again, meanwhile).
+            Some(current) if Arc::ptr_eq(&current.stats, &old.stats) => {
+                std::mem::replace(current, Arc::new(version))
+            }
+            _ => return Err(unknown_module(name)),
+        };
+        drop(modules);
+        // The old version (and its idle instances, if no call holds it) is dropped
+        // outside the lock.
+        drop(replaced);
+        Ok(())
+    }
+
+    /// Removes the module `name`: calls that start after this returns fail with
+    /// [`ErrorKind::UnknownModule`]; calls already running finish normally (the module's
+    /// instances are dropped when the last one ends). The name may be used again at once.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        // Dropped after the lock is released (with its idle instances, if no call
+        // holds it).
+        let removed = self.write().remove(name);
+        match removed {
+            Some(_) => Ok(()),
+            None => Err(unknown_module(name)),
+        }
+    }
+
+    /// Every module, sorted by name.
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        let versions: Vec<Arc<Version>> = self.read().values().cloned().collect();
+        let mut infos: Vec<ModuleInfo> = versions.iter().map(|v| v.info()).collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        infos
+    }
+
+    /// The module `name`, if the runtime holds it.
+    pub fn module(&self, name: &str) -> Option<ModuleInfo> {
+        self.current(name).ok().map(|v| v.info())
+    }
+
+    /// Calls `function` of the module `module` with a raw payload and hands `read` the
+    /// output payload where it lies (in guest memory, verified).
+    ///
+    /// Fails with [`ErrorKind::UnknownModule`] or [`ErrorKind::UnknownFunction`] before
+    /// anything runs (not counted), with [`ErrorKind::Busy`] when every instance of a
+    /// `Persistent` or `Pooled` module stayed busy for `RuntimeConfig::max_wait`, and
+    /// otherwise with what the call did.
+    pub fn call_with<R>(
+        &self,
+        module: &str,
+        function: &str,
+        input: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let version = self.current(module)?;
+        if !version.functions.iter().any(|f| f == function) {
+            return Err(ErrorKind::UnknownFunction {
+                name: function.to_string(),
+            }
+            .into());
+        }
+        let mut read = Some(read);
+        let mut output = None;
+        version.stats.begin();
+        let result = version.call(
+            function,
+            input,
+            &mut |bytes| {
+                if let Some(read) = read.take() {
+                    output = Some(read(bytes));
+                }
+            },
+            &self.inner.config,
+        );
+        version.stats.end(&result);
+        result?;
+        output.ok_or_else(|| Error::host("the executor returned no output for a successful call"))
+    }
+
+    /// Calls `function` of the module `module` with raw payload bytes and returns a
+    /// copy of the output payload (see [`Runtime::call_with`]).
+    pub fn call_raw(&self, module: &str, function: &str, input: &[u8]) -> Result<Vec<u8>> {
+        self.call_with(module, function, input, <[u8]>::to_vec)
+    }
+
+    /// Calls `function` of the module `module` with a serde value and deserializes its
+    /// output (postcard both ways; see [`Runtime::call_with`]).
+    pub fn call<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        module: &str,
+        function: &str,
+        input: &I,
+    ) -> Result<O> {
+        let input = membrane_codec::to_payload(input).map_err(ErrorKind::Serialize)?;
+        self.call_with(module, function, &input, |out| {
+            membrane_codec::from_payload::<O>(out)
+        })?
+        .map_err(|e| ErrorKind::Deserialize(e).into())
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<String> = self.read().keys().cloned().collect();
+        names.sort();
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .field("modules", &names)
+            .finish()
+    }
+}
+
+#[cold]
+fn unknown_module(name: &str) -> Error {
+    ErrorKind::UnknownModule {
+        name: name.to_string(),
+    }
+    .into()
+}
+
+#[cold]
+fn duplicate_module(name: &str) -> Error {
+    ErrorKind::DuplicateModule {
+        name: name.to_string(),
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+//! The instances of one version of a module: a bounded pool that lends an instance to
+//! one call at a time, makes instances on demand, drops poisoned ones, and makes a
+//! call wait (bounded) when every instance is busy.
+//!
+//! The locking rule of the runtime lives here: the pool's mutex is held only to take an
+//! idle instance, count one in or out, or put one back; never while guest code runs
+//! (calls and instantiations, whose start function is guest code, run on an instance
+//! the call owns alone, outside every lock) and never while an instance is dropped.
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::{ErrorKind, Result};
+use crate::executor::{GuestInstance, Instantiator};
+
+/// The instances of a module version that keeps them (`Persistent`, `Pooled`).
+pub(crate) struct Pool {
+    /// The most instances that may exist at once.
+    max: usize,
+    state: Mutex<PoolState>,
+    /// Signalled when an instance is put back or one fewer exists.
+    freed: Condvar,
+}
+
+struct PoolState {
+    /// Instances not lent to a call.
+    idle: Vec<Box<dyn GuestInstance>>,
+    /// Instances that exist or are being made: idle, lent, or instantiating.
+    live: usize,
+}
+
+impl Pool {
+    /// An empty pool of up to `max` instances.
+    pub(crate) fn new(max: usize) -> Pool {
+        Pool {
+            max,
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                live: 0,
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Nothing that can panic runs under the lock; if something did, the state is
+        // still consistent (a push, a pop, a counter).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an instance made beforehand (the one `add` and `replace` make to check that
+    /// the module instantiates), if there is room.
+    pub(crate) fn put(&self, instance: Box<dyn GuestInstance>) {
+        let mut state = self.lock();
+        if state.live < self.max {
+            state.live += 1;
+            state.idle.push(instance);
+            drop(state);
+            self.freed.notify_one();
+        }
+    }
+
+    /// Lends an instance for one call: an idle one, else a new one while fewer than
+    /// `max` exist, else waits up to `max_wait` for one to be freed and fails with
+    /// [`ErrorKind::Busy`] after it.
+    pub(crate) fn acquire<'p>(
+        &'p self,
+        make: &dyn Instantiator,
+        max_wait: Duration,
+        module: &str,
+    ) -> Result<Lease<'p>> {
+        let mut state = self.lock();
+        // Read the clock only when a call has to wait.
+        let mut started: Option<Instant> = None;
+        loop {
+            if let Some(instance) = state.idle.pop() {
+                return Ok(Lease {
+                    pool: self,
+                    instance: Some(instance),
+                });
+            }
+            if state.live < self.max {
+                state.live += 1;
+                drop(state);
+                return match make.instantiate() {
+                    Ok(instance) => Ok(Lease {
+                        pool: self,
+                        instance: Some(instance),
+                    }),
+                    Err(e) => {
+                        self.forget_one();
+                        Err(e)
+                    }
+                };
+            }
+            let now = Instant::now();
+            let started = *started.get_or_insert(now);
+            let waited = now.saturating_duration_since(started);
+            let Some(left) = max_wait.checked_sub(waited).filter(|d| !d.is_zero()) else {
+                return Err(ErrorKind::Busy {
+                    module: module.to_string(),
+                    instances: self.max,
+                    waited,
+                }
+                .into());
+            };
+            state = self
+                .freed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// One instance fewer exists: lets a waiting call make a new one.
+    fn forget_one(&self) {
+        let mut state = self.lock();
+        state.live = state.live.saturating_sub(1);
+        drop(state);
+        self.freed.notify_one();
+    }
+
+    /// How many instances exist (idle or lent).
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        self.lock().live
+    }
+}
+
+/// An instance lent to one call. Dropping it puts the instance back into its pool, or,
+/// if it is poisoned (or the call panicked), drops it so that the next call gets a
+/// fresh one.
+pub(crate) struct Lease<'p> {
+    pool: &'p Pool,
+    instance: Option<Box<dyn GuestInstance>>,
+}
+
+impl Lease<'_> {
+    /// The instance.
+    pub(crate) fn instance(&mut self) -> &mut dyn GuestInstance {
+        match &mut self.instance {
+            Some(instance) => instance.as_mut(),
+            // `instance` is `None` only inside `drop`.
+            None => unreachable!("a lease always holds its instance until dropped"),
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(instance) = self.instance.take() else {
+            return;
+        };
+        if instance.is_poisoned() || std::thread::panicking() {
+            // Dropped outside the lock.
+            drop(instance);
+            self.pool.forget_one();
+        } else {
+            self.pool.lock().idle.push(instance);
+            self.pool.freed.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::executor::Canceller;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An instance that poisons itself when asked to call `trap`.
+    struct Fake {
+        poisoned: bool,
+    }
+
+    impl GuestInstance for Fake {
+        fn call_envelope(
+            &mut self,
+            name: &str,
+            input: &[u8],
+            read: &mut dyn FnMut(&[u8]),
+        ) -> Result<()> {
+            if name == "trap" {
+                self.poisoned = true;
+                return Err(ErrorKind::Trap(crate::TrapKind::Unreachable).into());
+            }
+            read(input);
+            Ok(())
+        }
+
+        fn canceller(&self) -> Box<dyn Canceller> {
+            struct Nothing;
+            impl Canceller for Nothing {
+                fn cancel(&self) {}
+            }
+            Box::new(Nothing)
+        }
+
+        fn is_poisoned(&self) -> bool {
+            self.poisoned
+        }
+    }
+
+    #[derive(Default)]
+    struct Maker {
+        made: AtomicUsize,
+        fail: bool,
+    }
+
+    impl Instantiator for Maker {
+        fn instantiate(&self) -> Result<Box<dyn GuestInstance>> {
+            if self.fail {
+                return Err(Error::host("cannot"));
+            }
+            self.made.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(Fake { poisoned: false }))
+        }
+    }
+
+    /// Instances are reused; a poisoned one is dropped and the next call gets a new one.
+    #[test]
+    fn reuses_instances_and_replaces_poisoned_ones() {
+        let pool = Pool::new(1);
+        let maker = Maker::default();
+        for _ in 0..3 {
+            let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
+            lease
+                .instance()
+                .call_envelope("f", b"", &mut |_| ())
+                .unwrap();
+        }
+        assert_eq!(maker.made.load(Ordering::SeqCst), 1);
+        let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
+        assert!(
+            lease
+                .instance()
+                .call_envelope("trap", b"", &mut |_| ())
+                .is_err()
+        );
+        drop(lease);
+        assert_eq!(pool.live(), 0);
+        let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
+        lease
+            .instance()
+            .call_envelope("f", b"", &mut |_| ())
+            .unwrap();
+        assert_eq!(maker.made.load(Ordering::SeqCst), 2);
+    }
+
+    /// A full pool makes a call wait, then fail with `Busy`; a freed instance is handed
+    /// to a waiting call.
+    #[test]
+    fn a_full_pool_waits_then_is_busy() {
+        let pool = Arc::new(Pool::new(1));
+        let maker = Arc::new(Maker::default());
+        let lease = pool.acquire(&*maker, Duration::ZERO, "m").unwrap();
+        let e = pool
+            .acquire(&*maker, Duration::from_millis(20), "m")
+            .err()
+            .unwrap();
+        match e.kind() {
+            ErrorKind::Busy {
+                module,
+                instances,
+                waited,
+            } => {
+                assert_eq!((module.as_str(), *instances), ("m", 1));
+                assert!(*waited >= Duration::from_millis(20), "{waited:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A waiter with a long bound is served as soon as the lease is dropped.
+        let waiter = {
+            let (pool, maker) = (pool.clone(), maker.clone());
+            std::thread::spawn(move || {
+                pool.acquire(&*maker, Duration::from_secs(60), "m")
+                    .map(|_| ())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(10));
+        drop(lease);
+        waiter.join().unwrap().unwrap();
+        assert_eq!(maker.made.load(Ordering::SeqCst), 1);
+    }
+
+    /// A failed instantiation frees its place in the pool.
+    #[test]
+    fn a_failed_instantiation_frees_its_place() {
+        let pool = Pool::new(1);
+        let maker = Maker {
+            fail: true,
+            ..Maker::default()
+        };
+        for _ in 0..2 {
+            assert!(pool.acquire(&maker, Duration::ZERO, "m").is_err());
+            assert_eq!(pool.live(), 0);
+        }
+    }
+}
