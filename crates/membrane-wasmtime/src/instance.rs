@@ -8,12 +8,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use wasmtime::{Linker, Store, UpdateDeadline};
 
-use membrane_runtime::{AbiViolation, Error, ErrorKind, Result};
+use membrane_runtime::{AbiViolation, Error, ErrorKind, LimitOverrides, Result};
 
 use crate::call::{begin_top_level_call, call_top_level};
+use crate::engine::Engine;
 use crate::host_fn::{HostFunctions, provided};
 use crate::module::Module;
 use crate::signature::{describe, fits};
@@ -33,6 +35,61 @@ impl<T: 'static> Clone for InstancePre<T> {
         InstancePre {
             module: self.module.clone(),
             pre: self.pre.clone(),
+        }
+    }
+}
+
+/// The per-call limits of one instance's store: the fuel each call starts with and the
+/// epoch ticks of its timeout. The engine's by default; a runtime module's own
+/// (`LimitOverrides`) when checked against the engine by [`CallLimits::new`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallLimits {
+    fuel: Option<u64>,
+    timeout_ticks: u64,
+}
+
+impl CallLimits {
+    /// The engine's limits with `overrides` applied; refuses what the engine cannot
+    /// enforce: fuel without metering, a timeout without the clock (the engine's epoch
+    /// ticker runs only when the engine has a timeout).
+    pub(crate) fn new(engine: &Engine, overrides: &LimitOverrides) -> Result<CallLimits> {
+        let limits = &engine.config().limits;
+        if overrides.fuel.is_some() && limits.fuel.is_none() {
+            return Err(ErrorKind::Config {
+                reason: "a module asks for fuel but the engine does not meter it (its `fuel` is None); give the engine a fuel limit".into(),
+            }
+            .into());
+        }
+        if overrides.timeout.is_some() && engine.clock().is_none() {
+            return Err(ErrorKind::Config {
+                reason: "a module asks for a timeout but the engine has no timeout clock (its `timeout` is None); give the engine a timeout".into(),
+            }
+            .into());
+        }
+        Ok(CallLimits::resolved(
+            engine,
+            overrides.fuel.or(limits.fuel),
+            overrides.timeout.or(limits.timeout),
+        ))
+    }
+
+    /// The engine's own limits.
+    fn of(engine: &Engine) -> CallLimits {
+        let limits = &engine.config().limits;
+        CallLimits::resolved(engine, limits.fuel, limits.timeout)
+    }
+
+    /// `fuel` and `timeout` in the store's terms (`timeout` in ticks of the engine's
+    /// clock).
+    fn resolved(engine: &Engine, fuel: Option<u64>, timeout: Option<Duration>) -> CallLimits {
+        let tick = engine.config().epoch_tick.as_nanos().max(1);
+        let timeout_ticks = match timeout {
+            Some(t) => u64::try_from(t.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX),
+            None => u64::MAX,
+        };
+        CallLimits {
+            fuel,
+            timeout_ticks,
         }
     }
 }
@@ -91,7 +148,14 @@ impl<T: Send + 'static> InstancePre<T> {
     /// function, if any, runs under the call limits (fuel, timeout, memory); to be able
     /// to cancel it from another thread, use [`InstancePre::instantiate_with_cancel`].
     pub fn instantiate(&self, state: T) -> Result<Instance<T>> {
-        self.instantiate_inner(state, Arc::new(AtomicBool::new(false)))
+        let limits = CallLimits::of(self.module.engine());
+        self.instantiate_inner(state, Arc::new(AtomicBool::new(false)), limits)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`InstancePre::instantiate`] under `limits` instead of the engine's.
+    pub(crate) fn instantiate_limited(&self, state: T, limits: CallLimits) -> Result<Instance<T>> {
+        self.instantiate_inner(state, Arc::new(AtomicBool::new(false)), limits)
             .map_err(|(e, _)| e)
     }
 
@@ -106,27 +170,24 @@ impl<T: Send + 'static> InstancePre<T> {
             }
             .into());
         }
-        self.instantiate_inner(state, cancel.flag.clone())
+        let limits = CallLimits::of(self.module.engine());
+        self.instantiate_inner(state, cancel.flag.clone(), limits)
             .map_err(|(e, _)| e)
     }
 
-    /// Makes an instance with `state`, watching `cancel`; on failure, hands the state
-    /// back with the error.
+    /// Makes an instance with `state`, watching `cancel`, its calls under `call_limits`;
+    /// on failure, hands the state back with the error.
     fn instantiate_inner(
         &self,
         state: T,
         cancel: Arc<AtomicBool>,
+        call_limits: CallLimits,
     ) -> std::result::Result<Instance<T>, (Error, T)> {
         let engine = self.module.engine();
         let config = engine.config();
         if let Err(e) = crate::native_stack::check(config.limits.max_wasm_stack) {
             return Err((e, state));
         }
-        let timeout_ticks = match config.limits.timeout {
-            Some(t) => u64::try_from(t.as_nanos().div_ceil(config.epoch_tick.as_nanos()))
-                .unwrap_or(u64::MAX),
-            None => u64::MAX,
-        };
         let limits = Limiter {
             max_memory: config.limits.max_memory,
             max_table_elements: config.limits.max_table_elements,
@@ -136,11 +197,11 @@ impl<T: Send + 'static> InstancePre<T> {
         let mut data = StoreData::new(
             state,
             limits,
-            Timer::new(engine.clock().cloned(), timeout_ticks, cancel),
+            Timer::new(engine.clock().cloned(), call_limits.timeout_ticks, cancel),
             config.limits.max_call_depth,
             config.codec,
         );
-        data.fuel_limit = config.limits.fuel;
+        data.fuel_limit = call_limits.fuel;
         let mut store = Store::new(engine.wasmtime(), data);
         store.limiter(|data| &mut data.limits);
         store.epoch_deadline_callback(|mut ctx| {
@@ -166,6 +227,7 @@ impl<T: Send + 'static> InstancePre<T> {
                 store,
                 handles,
                 poisoned: None,
+                limits: call_limits,
             }),
             Err(e) => Err((e, store.into_data().state)),
         }
@@ -236,6 +298,8 @@ pub struct Instance<T: 'static> {
     store: Store<StoreData<T>>,
     handles: Arc<Handles>,
     poisoned: Option<String>,
+    /// The limits it was made with, kept by [`Instance::reset`].
+    limits: CallLimits,
 }
 
 impl<T: Send + 'static> Instance<T> {
@@ -341,8 +405,9 @@ impl<T: Send + 'static> Instance<T> {
     }
 
     /// Replaces this instance with a fresh instance of `pre`, keeping the host state
-    /// (guest state is lost) and the cancel handle: a [`CancelHandle`] taken before the
-    /// reset cancels the new instance's calls. Clears poisoning.
+    /// (guest state is lost), the per-call fuel and timeout it was made with, and the
+    /// cancel handle: a [`CancelHandle`] taken before the reset cancels the new
+    /// instance's calls. Clears poisoning.
     ///
     /// The old instance is dropped only once the new one exists: if instantiation fails
     /// (its start function traps, or the pooling allocator has no free slot), the
@@ -354,7 +419,7 @@ impl<T: Send + 'static> Instance<T> {
     {
         let state = std::mem::take(&mut self.store.data_mut().state);
         let cancel = self.store.data().timer.cancel.clone();
-        match pre.instantiate_inner(state, cancel) {
+        match pre.instantiate_inner(state, cancel, self.limits) {
             Ok(fresh) => {
                 *self = fresh;
                 Ok(())

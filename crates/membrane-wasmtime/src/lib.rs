@@ -10,6 +10,8 @@
 //!   a [`Module`].
 //! - [`Module::prepare`] links [`HostFunctions`] into an [`InstancePre`], which makes
 //!   [`Instance`]s.
+//! - An [`InstancePre`] (or [`InstancePre::with_state`], a [`WithState`]) is a module
+//!   for `membrane-runtime`'s `Runtime` of many modules.
 //!
 //! Layers point one way: `signature`, `trap`, `resources`, `native_stack` and `clock` at
 //! the bottom; `config`, `cache` and `engine`; `module` (which adds [`Engine::load`]);
@@ -58,4 +60,5 @@ pub use engine::Engine;
 pub use host_fn::{HostContext, HostFunctions};
 pub use instance::{Instance, InstancePre};
 pub use module::Module;
+pub use seam::WithState;
 pub use store::CancelHandle;

@@ -29,6 +29,8 @@ pub(crate) struct ModuleInner {
     pub(crate) module: wasmtime::Module,
     pub(crate) functions: Vec<FunctionExport>,
     size: usize,
+    /// blake3 of the wasm bytes.
+    hash: [u8; 32],
 }
 
 /// An export that looks like a guest function (a non-reserved function export).
@@ -129,7 +131,7 @@ impl Engine {
         let compiled = self
             .cache()
             .get_or_compile(self.wasmtime(), wasm, check_abi)?;
-        Module::new(self.clone(), compiled, wasm.len())
+        Module::new(self.clone(), compiled, wasm)
     }
 
     /// Loads a module from a `.wasm` file (see [`Engine::load`]).
@@ -163,7 +165,7 @@ impl Engine {
         let cache = self.cache();
         let key = cache.key(wasm);
         let compiled = cache.get(self.wasmtime(), key, wasm, check_abi)?;
-        let module = Module::new(self.clone(), compiled, wasm.len())?;
+        let module = Module::new(self.clone(), compiled, wasm)?;
         cache.persist(&key, wasm.len(), module.wasmtime())
     }
 
@@ -175,8 +177,9 @@ impl Engine {
 }
 
 impl Module {
-    /// Checks the ABI of a compiled module ([`check_abi`]) and indexes its functions.
-    pub(crate) fn new(engine: Engine, module: wasmtime::Module, size: usize) -> Result<Module> {
+    /// Checks the ABI of a compiled module ([`check_abi`]) and indexes its functions;
+    /// `wasm` are the bytes it was compiled from.
+    pub(crate) fn new(engine: Engine, module: wasmtime::Module, wasm: &[u8]) -> Result<Module> {
         check_abi(&module)?;
         let mut functions = Vec::new();
         for export in module.exports() {
@@ -205,7 +208,8 @@ impl Module {
                 engine,
                 module,
                 functions,
-                size,
+                size: wasm.len(),
+                hash: blake3::hash(wasm).into(),
             }),
         })
     }
@@ -240,6 +244,11 @@ impl Module {
     /// Size of the wasm bytes the module was loaded from.
     pub fn size(&self) -> usize {
         self.inner.size
+    }
+
+    /// The module's content hash: blake3 of the wasm bytes it was loaded from.
+    pub fn content_hash(&self) -> [u8; 32] {
+        self.inner.hash
     }
 
     /// The underlying wasmtime module.

@@ -1,14 +1,20 @@
 //! `membrane-runtime`'s executor seam ([`membrane_runtime::executor`]) implemented by
-//! this crate's types: the engine loads, a module links, an `InstancePre` instantiates,
-//! an instance calls, a cancel handle cancels. At the top of the crate: it only
-//! delegates to the public methods of the layers below.
+//! this crate's types: the engine loads, a module links, an `InstancePre` instantiates
+//! (and is a [`RuntimeModule`], alone or with a state factory: [`WithState`]), an
+//! instance calls, a cancel handle cancels. At the top of the crate: it only delegates
+//! to the layers below.
+
+use std::sync::Arc;
 
 use membrane_runtime::Result;
-use membrane_runtime::executor::{Canceller, Executor, GuestInstance, Instantiator, LoadedModule};
+use membrane_runtime::executor::{
+    Canceller, ContentHash, Executor, GuestInstance, Instantiator, LimitOverrides, LoadedModule,
+    RuntimeModule,
+};
 
 use crate::engine::Engine;
 use crate::host_fn::HostFunctions;
-use crate::instance::{Instance, InstancePre};
+use crate::instance::{CallLimits, Instance, InstancePre};
 use crate::module::Module;
 use crate::store::CancelHandle;
 
@@ -32,6 +38,86 @@ impl LoadedModule for Module {
 impl<T: Default + Send + Sync + 'static> Instantiator for InstancePre<T> {
     fn instantiate(&self) -> Result<Box<dyn GuestInstance>> {
         Ok(Box::new(InstancePre::instantiate(self, T::default())?))
+    }
+}
+
+/// A runtime module whose instances start with the default host state.
+impl<T: Default + Send + Sync + 'static> RuntimeModule for InstancePre<T> {
+    fn function_names(&self) -> Vec<String> {
+        self.module().function_names()
+    }
+
+    fn content_hash(&self) -> ContentHash {
+        ContentHash(self.module().content_hash())
+    }
+
+    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>> {
+        Ok(Box::new(Limited {
+            limits: CallLimits::new(self.module().engine(), overrides)?,
+            pre: self.clone(),
+            state: Arc::new(T::default),
+        }))
+    }
+}
+
+/// A module for a [`Runtime`](membrane_runtime::Runtime) whose instances each start with
+/// the host state a factory makes: for host functions with state (`T` need not be
+/// `Default`). Made by [`InstancePre::with_state`].
+pub struct WithState<T: 'static> {
+    pre: InstancePre<T>,
+    state: Arc<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T: Send + 'static> InstancePre<T> {
+    /// This module for a [`Runtime`](membrane_runtime::Runtime), each instance starting
+    /// with the host state `make()` returns (an `InstancePre<T>` with `T: Default` is a
+    /// runtime module by itself, starting with `T::default()`).
+    pub fn with_state(self, make: impl Fn() -> T + Send + Sync + 'static) -> WithState<T> {
+        WithState {
+            pre: self,
+            state: Arc::new(make),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> RuntimeModule for WithState<T> {
+    fn function_names(&self) -> Vec<String> {
+        self.pre.module().function_names()
+    }
+
+    fn content_hash(&self) -> ContentHash {
+        ContentHash(self.pre.module().content_hash())
+    }
+
+    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>> {
+        Ok(Box::new(Limited {
+            limits: CallLimits::new(self.pre.module().engine(), overrides)?,
+            pre: self.pre.clone(),
+            state: self.state.clone(),
+        }))
+    }
+}
+
+impl<T: 'static> std::fmt::Debug for WithState<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithState")
+            .field("pre", &self.pre)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes instances of a runtime module under its checked per-call limits.
+struct Limited<T: 'static> {
+    pre: InstancePre<T>,
+    limits: CallLimits,
+    state: Arc<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T: Send + Sync + 'static> Instantiator for Limited<T> {
+    fn instantiate(&self) -> Result<Box<dyn GuestInstance>> {
+        Ok(Box::new(
+            self.pre.instantiate_limited((self.state)(), self.limits)?,
+        ))
     }
 }
 
