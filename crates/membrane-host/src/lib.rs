@@ -14,6 +14,10 @@
 //! - [`InstancePre`]: a module linked with its host functions, for fast instantiation.
 //! - [`Instance`]: guest state kept across calls; [`Instance::call`] (typed, postcard),
 //!   [`Instance::call_raw`] (bytes) and [`Instance::call_with`] (read the output in place).
+//! - [`Runtime`]: many named modules, each with an [`InstancePolicy`] and its own fuel
+//!   and timeout ([`ModuleSpec`]), called by `(module, function)`, hot-swapped and
+//!   removed while calls run; an [`InstancePre`] (or [`InstancePre::with_state`]) is a
+//!   module for it (`docs/runtime.md`).
 //!
 //! This crate is the one host authors depend on; it holds no code of its own. The
 //! errors and the envelope call protocol come from `membrane-runtime` (no wasmtime),
@@ -47,12 +51,14 @@
 
 pub use membrane_codec::CodecConfig;
 pub use membrane_runtime::{
-    AbiViolation, Error, ErrorKind, HostError, LimitKind, Limits, Result, TrapKind,
+    AbiViolation, ContentHash, Error, ErrorKind, HostError, InstancePolicy, LimitKind,
+    LimitOverrides, Limits, MAX_MODULE_NAME_LEN, ModuleCounters, ModuleInfo, ModuleSpec, Result,
+    Runtime, RuntimeConfig, RuntimeModule, TrapKind,
 };
 pub use membrane_types::ErrorCode;
 pub use membrane_wasmtime::{
     CacheStats, CancelHandle, Engine, EngineConfig, HostContext, HostFunctions, Instance,
-    InstancePre, Module,
+    InstancePre, Module, WithState,
 };
 
 /// The README's and the guides' code, compiled (and run where possible) as doctests.

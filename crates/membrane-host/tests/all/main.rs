@@ -9,5 +9,6 @@ mod checksums;
 mod host_fns;
 mod hostile;
 mod limits;
+mod runtime;
 mod soak;
 mod support;
