@@ -106,7 +106,7 @@ impl Version {
         match &self.pool {
             Some(pool) => {
                 let mut lease = pool.acquire(&*self.instantiator, config.max_wait, &self.name)?;
-                lease.instance().call_envelope(function, input, read)
+                lease.call(function, input, read)
             }
             None => self
                 .instantiator

@@ -97,6 +97,10 @@ impl Pool {
             let started = *started.get_or_insert(now);
             let waited = now.saturating_duration_since(started);
             let Some(left) = max_wait.checked_sub(waited).filter(|d| !d.is_zero()) else {
+                drop(state);
+                // A notification this call may have taken as it timed out goes on to
+                // the next waiter.
+                self.freed.notify_one();
                 return Err(ErrorKind::Busy {
                     module: module.to_string(),
                     instances: self.max,
@@ -136,12 +140,17 @@ pub(crate) struct Lease<'p> {
 }
 
 impl Lease<'_> {
-    /// The instance.
-    pub(crate) fn instance(&mut self) -> &mut dyn GuestInstance {
+    /// Calls `name` on the instance (see [`GuestInstance::call_envelope`]).
+    pub(crate) fn call(
+        &mut self,
+        name: &str,
+        input: &[u8],
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
         match &mut self.instance {
-            Some(instance) => instance.as_mut(),
+            Some(instance) => instance.call_envelope(name, input, read),
             // `instance` is `None` only inside `drop`.
-            None => unreachable!("a lease always holds its instance until dropped"),
+            None => Err(crate::error::Error::host("a lease without its instance")),
         }
     }
 }
@@ -226,26 +235,15 @@ mod tests {
         let maker = Maker::default();
         for _ in 0..3 {
             let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-            lease
-                .instance()
-                .call_envelope("f", b"", &mut |_| ())
-                .unwrap();
+            lease.call("f", b"", &mut |_| ()).unwrap();
         }
         assert_eq!(maker.made.load(Ordering::SeqCst), 1);
         let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-        assert!(
-            lease
-                .instance()
-                .call_envelope("trap", b"", &mut |_| ())
-                .is_err()
-        );
+        assert!(lease.call("trap", b"", &mut |_| ()).is_err());
         drop(lease);
         assert_eq!(pool.live(), 0);
         let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-        lease
-            .instance()
-            .call_envelope("f", b"", &mut |_| ())
-            .unwrap();
+        lease.call("f", b"", &mut |_| ()).unwrap();
         assert_eq!(maker.made.load(Ordering::SeqCst), 2);
     }
 
