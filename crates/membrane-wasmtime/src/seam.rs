@@ -161,14 +161,15 @@ mod tests {
   (func (export "echo") (param i32 i32) (result i64)
     (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
             (i64.extend_i32_u (local.get 1))))
-  (func (export "boom") (param i32 i32) (result i64) unreachable))"#;
+  (func (export "boom") (param i32 i32) (result i64) unreachable)
+  (func (export "loop") (param i32 i32) (result i64) (loop br 0) unreachable))"#;
 
     /// Load, link, instantiate, call and cancel through the seam alone.
     #[test]
     fn the_seam_loads_instantiates_and_calls() {
         let engine: Box<dyn Executor> = Box::new(Engine::new(EngineConfig::default()).unwrap());
         let module = engine.load(&wat::parse_str(ECHO).unwrap()).unwrap();
-        assert_eq!(module.function_names(), ["echo", "boom"]);
+        assert_eq!(module.function_names(), ["echo", "boom", "loop"]);
         let mut instance = module.link().unwrap().instantiate().unwrap();
         let mut seen = Vec::new();
         instance
@@ -182,5 +183,63 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::Trap(_)), "{e}");
         assert!(instance.is_poisoned());
+    }
+
+    /// A runtime module's limits reach its instances' stores (and survive a reset);
+    /// limits the engine cannot enforce are refused; the content hash is blake3 of the
+    /// wasm bytes.
+    #[test]
+    fn runtime_modules_carry_their_limits() {
+        let wasm = wat::parse_str(ECHO).unwrap();
+        let engine = Engine::new(EngineConfig::default().timeout(None)).unwrap();
+        let pre = engine
+            .load(&wasm)
+            .unwrap()
+            .prepare(&HostFunctions::<()>::new())
+            .unwrap();
+        assert_eq!(
+            RuntimeModule::content_hash(&pre).0,
+            *blake3::hash(&wasm).as_bytes()
+        );
+        let mut instance = pre
+            .limited(&LimitOverrides::default().fuel(Some(1000)))
+            .unwrap()
+            .instantiate()
+            .unwrap();
+        let e = instance
+            .call_envelope("loop", b"", &mut |_| ())
+            .unwrap_err();
+        assert!(e.is_trap(&membrane_runtime::TrapKind::OutOfFuel), "{e}");
+
+        // The same limits through a reset.
+        let limits = CallLimits::new(&engine, &LimitOverrides::default().fuel(Some(1000))).unwrap();
+        let mut instance = pre.instantiate_limited((), limits).unwrap();
+        instance.reset(&pre).unwrap();
+        instance.call_raw("echo", b"x").unwrap();
+        assert!(instance.fuel_remaining().unwrap() < 1000);
+
+        // No clock on this engine: a timeout cannot be enforced.
+        let e = pre
+            .limited(&LimitOverrides::default().timeout(Some(std::time::Duration::from_millis(5))))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e.kind(), ErrorKind::Config { reason } if reason.contains("timeout")),
+            "{e}"
+        );
+        let unmetered = Engine::new(EngineConfig::default().fuel(None)).unwrap();
+        let pre = unmetered
+            .load(&wasm)
+            .unwrap()
+            .prepare(&HostFunctions::<()>::new())
+            .unwrap();
+        let e = pre
+            .limited(&LimitOverrides::default().fuel(Some(1)))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e.kind(), ErrorKind::Config { reason } if reason.contains("fuel")),
+            "{e}"
+        );
     }
 }
