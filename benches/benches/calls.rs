@@ -25,6 +25,9 @@
 //!   the same with the bare floor, how far the machine scales at all.
 //! - `instantiate`: a fresh membrane instance against a bare `InstancePre::instantiate`
 //!   of the same module, with the on-demand and with the pooling allocator.
+//! - `runtime/{runtime,instance}/64B`: echo 64 B through `Runtime::call_raw` (a
+//!   persistent module: name lookup, lease of its one instance, counters) against
+//!   `Instance::call_raw` on an instance of the same module.
 //!
 //! Needs the guest examples: `cargo xtask bench` builds them first.
 
@@ -32,7 +35,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use membrane_benches::{Floor, guest, host_fns_host};
-use membrane_host::{Engine, EngineConfig, HostFunctions};
+use membrane_host::{Engine, EngineConfig, HostFunctions, ModuleSpec, Runtime, RuntimeConfig};
 use wasmtime::{Linker, Store};
 
 const SIZES: [(usize, &str); 5] = [
@@ -287,6 +290,30 @@ fn on_threads<W: Send>(
     })
 }
 
+fn runtime(c: &mut Criterion) {
+    let engine = Engine::new(config()).unwrap();
+    let pre = engine
+        .load(&guest("echo"))
+        .unwrap()
+        .prepare(&HostFunctions::<()>::new())
+        .unwrap();
+    let mut instance = pre.instantiate(()).unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default());
+    runtime.add("echo", pre, ModuleSpec::persistent()).unwrap();
+    let input: Vec<u8> = (0..64).map(|i| (i * 7 + 3) as u8).collect();
+    assert_eq!(runtime.call_raw("echo", "echo", &input).unwrap(), input);
+    assert_eq!(instance.call_raw("echo", &input).unwrap(), input);
+    let mut group = c.benchmark_group("runtime");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.bench_function("runtime/64B", |b| {
+        b.iter(|| black_box(runtime.call_raw("echo", "echo", black_box(&input)).unwrap()))
+    });
+    group.bench_function("instance/64B", |b| {
+        b.iter(|| black_box(instance.call_raw("echo", black_box(&input)).unwrap()))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     echo,
@@ -295,6 +322,7 @@ criterion_group!(
     timeout,
     read,
     threads,
-    instantiate
+    instantiate,
+    runtime
 );
 criterion_main!(benches);
