@@ -66,4 +66,5 @@ pub use membrane_wasmtime::{
 #[doc = include_str!("../../../README.md")]
 #[doc = include_str!("../../../docs/host-guide.md")]
 #[doc = include_str!("../../../docs/guest-guide.md")]
+#[doc = include_str!("../../../docs/runtime.md")]
 pub struct DocsDoctests;
