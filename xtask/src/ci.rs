@@ -60,6 +60,16 @@ pub(crate) fn run() -> Result<(), String> {
         "--target",
         "wasm32-unknown-unknown",
     ])?;
+    run::cargo(&[
+        "clippy",
+        "-p",
+        "membrane-runtime",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     run::cargo_env(
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
