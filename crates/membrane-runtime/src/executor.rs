@@ -99,19 +99,11 @@ pub struct LimitOverrides {
     pub timeout: Option<Duration>,
 }
 
+/// Chainable setters, one per field.
 impl LimitOverrides {
-    /// Sets [`LimitOverrides::fuel`].
-    #[must_use]
-    pub fn fuel(mut self, fuel: Option<u64>) -> LimitOverrides {
-        self.fuel = fuel;
-        self
-    }
-
-    /// Sets [`LimitOverrides::timeout`].
-    #[must_use]
-    pub fn timeout(mut self, timeout: Option<Duration>) -> LimitOverrides {
-        self.timeout = timeout;
-        self
+    crate::__chainable_setters! { LimitOverrides,
+        fuel => fuel: Option<u64>;
+        timeout => timeout: Option<Duration>;
     }
 }
 

@@ -31,12 +31,10 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Chainable setters, one per field.
 impl RuntimeConfig {
-    /// Sets [`RuntimeConfig::max_wait`].
-    #[must_use]
-    pub fn max_wait(mut self, max_wait: Duration) -> RuntimeConfig {
-        self.max_wait = max_wait;
-        self
+    crate::__chainable_setters! { RuntimeConfig,
+        max_wait => max_wait: Duration;
     }
 }
 
@@ -112,32 +110,11 @@ impl ModuleSpec {
         ModuleSpec::new(InstancePolicy::FreshPerCall)
     }
 
-    /// Sets [`ModuleSpec::policy`].
-    #[must_use]
-    pub fn policy(mut self, policy: InstancePolicy) -> ModuleSpec {
-        self.policy = policy;
-        self
-    }
-
-    /// Sets [`ModuleSpec::limits`].
-    #[must_use]
-    pub fn limits(mut self, limits: LimitOverrides) -> ModuleSpec {
-        self.limits = limits;
-        self
-    }
-
-    /// Sets [`LimitOverrides::fuel`] of [`ModuleSpec::limits`].
-    #[must_use]
-    pub fn fuel(mut self, fuel: Option<u64>) -> ModuleSpec {
-        self.limits.fuel = fuel;
-        self
-    }
-
-    /// Sets [`LimitOverrides::timeout`] of [`ModuleSpec::limits`].
-    #[must_use]
-    pub fn timeout(mut self, timeout: Option<Duration>) -> ModuleSpec {
-        self.limits.timeout = timeout;
-        self
+    crate::__chainable_setters! { ModuleSpec,
+        policy => policy: InstancePolicy;
+        limits => limits: LimitOverrides;
+        limits.fuel => fuel: Option<u64>;
+        limits.timeout => timeout: Option<Duration>;
     }
 
     /// How many instances may exist at once (`None`: no bound, fresh per call).
