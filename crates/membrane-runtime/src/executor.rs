@@ -31,6 +31,10 @@ pub trait LoadedModule: Send + Sync {
     /// Links the module with the ABI intrinsics only (no host functions) for making
     /// instances; fails if the module imports anything else.
     fn link(&self) -> Result<Box<dyn Instantiator>>;
+
+    /// Links the module as [`LoadedModule::link`] does, as a module for a
+    /// [`Runtime`](crate::Runtime) (instances with no host state).
+    fn link_for_runtime(&self) -> Result<Box<dyn RuntimeModule>>;
 }
 
 /// A linked module that makes instances.
@@ -82,6 +86,21 @@ pub trait RuntimeModule: Send + Sync {
     /// an override (a timeout on an engine built without one, fuel on an engine that
     /// does not meter).
     fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>>;
+}
+
+/// A boxed runtime module (what [`LoadedModule::link_for_runtime`] returns) is one.
+impl<M: RuntimeModule + ?Sized> RuntimeModule for Box<M> {
+    fn function_names(&self) -> Vec<String> {
+        (**self).function_names()
+    }
+
+    fn content_hash(&self) -> ContentHash {
+        (**self).content_hash()
+    }
+
+    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>> {
+        (**self).limited(overrides)
+    }
 }
 
 /// Per-module overrides of the per-call limits of [`Limits`](crate::Limits); `None`

@@ -32,6 +32,10 @@ impl LoadedModule for Module {
     fn link(&self) -> Result<Box<dyn Instantiator>> {
         Ok(Box::new(self.prepare(&HostFunctions::<()>::new())?))
     }
+
+    fn link_for_runtime(&self) -> Result<Box<dyn RuntimeModule>> {
+        Ok(Box::new(self.prepare(&HostFunctions::<()>::new())?))
+    }
 }
 
 /// Instances start with the default host state.
@@ -183,6 +187,32 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::Trap(_)), "{e}");
         assert!(instance.is_poisoned());
+    }
+
+    /// A runtime of modules loaded through the seam alone (`dyn Executor`).
+    #[test]
+    fn a_runtime_over_the_seam_alone() {
+        let engine: Box<dyn Executor> = Box::new(Engine::new(EngineConfig::default()).unwrap());
+        let module = engine.load(&wat::parse_str(ECHO).unwrap()).unwrap();
+        let runtime = membrane_runtime::Runtime::new(membrane_runtime::RuntimeConfig::default());
+        runtime
+            .add(
+                "echo",
+                module.link_for_runtime().unwrap(),
+                membrane_runtime::ModuleSpec::pooled(2),
+            )
+            .unwrap();
+        assert_eq!(runtime.call_raw("echo", "echo", b"hi").unwrap(), b"hi");
+        let e = runtime.call_raw("echo", "boom", b"").unwrap_err();
+        assert!(e.is_trap(&membrane_runtime::TrapKind::Unreachable), "{e}");
+        // The trapped instance was replaced.
+        assert_eq!(
+            runtime.call_raw("echo", "echo", b"again").unwrap(),
+            b"again"
+        );
+        let info = runtime.module("echo").unwrap();
+        assert_eq!(info.functions, ["echo", "boom", "loop"]);
+        assert_eq!((info.counters.calls, info.counters.traps), (3, 1));
     }
 
     /// A runtime module's limits reach its instances' stores (and survive a reset);
