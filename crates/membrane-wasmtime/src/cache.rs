@@ -3,7 +3,8 @@
 //!
 //! A module is found by its [`Key`]: blake3 over the engine's fingerprint (wasmtime's
 //! `precompile_compatibility_hash`: target, compiler flags, tunables, wasm features,
-//! wasmtime version) and the wasm bytes. Two engines that would compile the same bytes
+//! wasmtime version) and the wasm bytes' own blake3 (the module's content hash, kept by
+//! the module: a load hashes its bytes once). Two engines that would compile the same bytes
 //! to interchangeable code share keys, in this process or another; any setting that
 //! changes the code changes the key.
 //!
@@ -61,7 +62,9 @@ pub struct CacheStats {
     pub disk_errors: u64,
 }
 
-/// What a module is cached under: blake3 of the engine fingerprint and the wasm bytes.
+/// What a module is cached under: blake3 of the engine fingerprint and the module's
+/// content hash (blake3 of its wasm bytes, which the module keeps: one pass over the
+/// bytes per load).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct Key(pub(crate) [u8; 32]);
 
@@ -95,7 +98,12 @@ impl std::hash::Hasher for Blake3Hasher {
 
 /// Domain of the fingerprint and key derivations; bump with anything that changes what
 /// a key stands for.
-const KEY_CONTEXT: &str = "membrane-host 2025 compiled module cache key v1";
+const KEY_CONTEXT: &str = "membrane-host 2025 compiled module cache key v2";
+
+/// A module's content hash: blake3 of its wasm bytes.
+pub(crate) fn content_hash(wasm: &[u8]) -> [u8; 32] {
+    *blake3::hash(wasm).as_bytes()
+}
 
 /// The engine's fingerprint: everything about it that changes compiled code.
 fn fingerprint(engine: &wasmtime::Engine) -> [u8; 32] {
@@ -297,18 +305,26 @@ impl ModuleCache {
         })
     }
 
-    /// The key of `wasm` for this engine.
-    pub(crate) fn key(&self, wasm: &[u8]) -> Key {
+    /// The key of a module for this engine, from its content hash (blake3 of its
+    /// `len` wasm bytes, [`content_hash`]).
+    pub(crate) fn key_of(&self, content: &[u8; 32], len: usize) -> Key {
         let mut hasher = blake3::Hasher::new_derive_key(KEY_CONTEXT);
         hasher.update(&self.fingerprint);
-        hasher.update(&(wasm.len() as u64).to_le_bytes());
-        hasher.update(wasm);
+        hasher.update(&(len as u64).to_le_bytes());
+        hasher.update(content);
         Key(*hasher.finalize().as_bytes())
+    }
+
+    /// The key of `wasm` for this engine.
+    #[cfg(test)]
+    pub(crate) fn key(&self, wasm: &[u8]) -> Key {
+        self.key_of(&content_hash(wasm), wasm.len())
     }
 
     /// The compiled module for `wasm`, which passed `check`: from memory, from disk,
     /// from another thread compiling it now, or compiled here (then, if it passes
     /// `check`, kept in memory and written to disk).
+    #[cfg(test)]
     pub(crate) fn get_or_compile(
         &self,
         engine: &wasmtime::Engine,

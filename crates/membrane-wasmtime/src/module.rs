@@ -128,10 +128,11 @@ impl Engine {
             self.config().limits.max_memory,
             self.config().limits.max_table_elements,
         )?;
-        let compiled = self
-            .cache()
-            .get_or_compile(self.wasmtime(), wasm, check_abi)?;
-        Module::new(self.clone(), compiled, wasm)
+        let cache = self.cache();
+        let content = crate::cache::content_hash(wasm);
+        let key = cache.key_of(&content, wasm.len());
+        let compiled = cache.get(self.wasmtime(), key, wasm, check_abi)?;
+        Module::new(self.clone(), compiled, wasm.len(), content)
     }
 
     /// Loads a module from a `.wasm` file (see [`Engine::load`]).
@@ -163,9 +164,10 @@ impl Engine {
             self.config().limits.max_table_elements,
         )?;
         let cache = self.cache();
-        let key = cache.key(wasm);
+        let content = crate::cache::content_hash(wasm);
+        let key = cache.key_of(&content, wasm.len());
         let compiled = cache.get(self.wasmtime(), key, wasm, check_abi)?;
-        let module = Module::new(self.clone(), compiled, wasm)?;
+        let module = Module::new(self.clone(), compiled, wasm.len(), content)?;
         cache.persist(&key, wasm.len(), module.wasmtime())
     }
 
@@ -178,8 +180,13 @@ impl Engine {
 
 impl Module {
     /// Checks the ABI of a compiled module ([`check_abi`]) and indexes its functions;
-    /// `wasm` are the bytes it was compiled from.
-    pub(crate) fn new(engine: Engine, module: wasmtime::Module, wasm: &[u8]) -> Result<Module> {
+    /// It was compiled from `size` bytes of wasm whose blake3 is `hash`.
+    pub(crate) fn new(
+        engine: Engine,
+        module: wasmtime::Module,
+        size: usize,
+        hash: [u8; 32],
+    ) -> Result<Module> {
         check_abi(&module)?;
         let mut functions = Vec::new();
         for export in module.exports() {
@@ -208,8 +215,8 @@ impl Module {
                 engine,
                 module,
                 functions,
-                size: wasm.len(),
-                hash: blake3::hash(wasm).into(),
+                size,
+                hash,
             }),
         })
     }
