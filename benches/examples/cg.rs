@@ -1,6 +1,7 @@
 //! Callgrind driver for per-call instruction counts (deterministic, unlike wall-clock
 //! numbers on a shared machine):
-//! `cg <echo|floor-echo|host|floor-host|bytes|floor-bytes> <size> <iterations>`.
+//! `cg <echo|floor-echo|host|floor-host|bytes|floor-bytes|runtime> <size> <iterations>`
+//! (`runtime`: echo through `Runtime::call_raw`, a persistent module).
 //!
 //! Only `run` is meant to be counted; run it for N and 2N iterations and divide the
 //! difference by N:
@@ -110,6 +111,21 @@ fn main() {
                         .call_raw("through_host", black_box(&input))
                         .unwrap(),
                 );
+            });
+        }
+        "runtime" => {
+            let pre = engine
+                .load(&guest("echo"))
+                .unwrap()
+                .prepare(&HostFunctions::<()>::new())
+                .unwrap();
+            let runtime = membrane_host::Runtime::new(membrane_host::RuntimeConfig::default());
+            runtime
+                .add("echo", pre, membrane_host::ModuleSpec::persistent())
+                .unwrap();
+            assert_eq!(runtime.call_raw("echo", "echo", &input).unwrap(), input);
+            run(iters, &mut || {
+                black_box(runtime.call_raw("echo", "echo", black_box(&input)).unwrap());
             });
         }
         "floor-bytes" => {

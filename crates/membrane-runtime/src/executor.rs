@@ -54,6 +54,15 @@ pub trait GuestInstance: Send {
         read: &mut dyn FnMut(&[u8]),
     ) -> Result<()>;
 
+    /// Calls the guest function `name` with `input` and returns a copy of the output
+    /// payload. The default copies what [`GuestInstance::call_envelope`] hands over; an
+    /// executor that can verify the output while copying it (one pass) overrides it.
+    fn call_to_vec(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.call_envelope(name, input, &mut |output| out.extend_from_slice(output))?;
+        Ok(out)
+    }
+
     /// A handle that stops this instance's running call from another thread.
     fn canceller(&self) -> Box<dyn Canceller>;
 

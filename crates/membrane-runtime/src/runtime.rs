@@ -5,14 +5,14 @@
 mod pool;
 mod spec;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::executor::{ContentHash, Instantiator, RuntimeModule};
+use crate::executor::{ContentHash, GuestInstance, Instantiator, RuntimeModule};
 
 use pool::Pool;
 pub use spec::{
@@ -50,7 +50,7 @@ struct Inner {
     config: RuntimeConfig,
     /// The version of each module that serves new calls. Held only to look a module
     /// up, insert or remove one: never during a call.
-    modules: RwLock<HashMap<String, Arc<Version>>>,
+    modules: RwLock<BTreeMap<String, Arc<Version>>>,
 }
 
 /// One version of a module: what `add` or `replace` installed. Calls hold it while
@@ -95,23 +95,18 @@ impl Version {
         })
     }
 
-    /// Runs one call on an instance of this version.
-    fn call(
+    /// Runs `call` on an instance of this version: one lent by its pool, or a fresh one.
+    fn on_instance<R>(
         &self,
-        function: &str,
-        input: &[u8],
-        read: &mut dyn FnMut(&[u8]),
         config: &RuntimeConfig,
-    ) -> Result<()> {
+        call: impl FnOnce(&mut dyn GuestInstance) -> Result<R>,
+    ) -> Result<R> {
         match &self.pool {
             Some(pool) => {
                 let mut lease = pool.acquire(&*self.instantiator, config.max_wait, &self.name)?;
-                lease.call(function, input, read)
+                call(lease.instance()?)
             }
-            None => self
-                .instantiator
-                .instantiate()?
-                .call_envelope(function, input, read),
+            None => call(&mut *self.instantiator.instantiate()?),
         }
     }
 
@@ -133,7 +128,7 @@ impl Runtime {
         Runtime {
             inner: Arc::new(Inner {
                 config,
-                modules: RwLock::new(HashMap::new()),
+                modules: RwLock::new(BTreeMap::new()),
             }),
         }
     }
@@ -143,7 +138,7 @@ impl Runtime {
         &self.inner.config
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<Version>>> {
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Version>>> {
         // The map is consistent whatever panicked while holding it (one insert or
         // removal at a time, nothing else runs under the lock).
         self.inner
@@ -152,7 +147,7 @@ impl Runtime {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Arc<Version>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Version>>> {
         self.inner
             .modules
             .write()
@@ -191,8 +186,8 @@ impl Runtime {
         // Linked and instantiated outside the lock: instantiation runs guest code.
         let version = Version::new(name, &module, spec, Arc::default())?;
         match self.write().entry(name.to_string()) {
-            std::collections::hash_map::Entry::Occupied(_) => Err(duplicate_module(name)),
-            std::collections::hash_map::Entry::Vacant(slot) => {
+            std::collections::btree_map::Entry::Occupied(_) => Err(duplicate_module(name)),
+            std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(Arc::new(version));
                 Ok(())
             }
@@ -264,35 +259,45 @@ impl Runtime {
         input: &[u8],
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        let version = self.current(module)?;
-        if !version.functions.iter().any(|f| f == function) {
-            return Err(ErrorKind::UnknownFunction {
-                name: function.to_string(),
-            }
-            .into());
-        }
-        let mut read = Some(read);
-        let mut output = None;
-        version.stats.begin();
-        let result = version.call(
-            function,
-            input,
-            &mut |bytes| {
+        self.run(module, |instance| {
+            let mut read = Some(read);
+            let mut output = None;
+            instance.call_envelope(function, input, &mut |bytes| {
                 if let Some(read) = read.take() {
                     output = Some(read(bytes));
                 }
-            },
-            &self.inner.config,
-        );
-        version.stats.end(&result);
-        result?;
-        output.ok_or_else(|| Error::host("the executor returned no output for a successful call"))
+            })?;
+            output
+                .ok_or_else(|| Error::host("the executor returned no output for a successful call"))
+        })
+    }
+
+    /// One call on an instance of `module`'s current version, counted (`call` calls
+    /// the function).
+    fn run<R>(
+        &self,
+        module: &str,
+        call: impl FnOnce(&mut dyn GuestInstance) -> Result<R>,
+    ) -> Result<R> {
+        let version = self.current(module)?;
+        version.stats.begin();
+        let result = version.on_instance(&self.inner.config, call);
+        match &result {
+            // Refused by the executor before any guest code ran (it looks the name up
+            // itself, at no cost to the calls that find it): not a call.
+            Err(e) if matches!(e.kind(), ErrorKind::UnknownFunction { .. }) => {
+                version.stats.abandon();
+            }
+            _ => version.stats.end(&result),
+        }
+        result
     }
 
     /// Calls `function` of the module `module` with raw payload bytes and returns a
     /// copy of the output payload (see [`Runtime::call_with`]).
     pub fn call_raw(&self, module: &str, function: &str, input: &[u8]) -> Result<Vec<u8>> {
-        self.call_with(module, function, input, <[u8]>::to_vec)
+        // The executor's own copy: it verifies the output while copying it.
+        self.run(module, |instance| instance.call_to_vec(function, input))
     }
 
     /// Calls `function` of the module `module` with a serde value and deserializes its

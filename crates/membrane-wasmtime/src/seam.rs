@@ -135,6 +135,10 @@ impl<T: Send + 'static> GuestInstance for Instance<T> {
         self.call_with(name, input, |output| read(output))
     }
 
+    fn call_to_vec(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
+        self.call_raw(name, input)
+    }
+
     fn canceller(&self) -> Box<dyn Canceller> {
         Box::new(self.cancel_handle())
     }

@@ -27,6 +27,9 @@ struct PoolState {
     idle: Vec<Box<dyn GuestInstance>>,
     /// Instances that exist or are being made: idle, lent, or instantiating.
     live: usize,
+    /// Calls waiting on `freed`. Nobody is notified when it is 0: a notification is a
+    /// system call even with no waiter, several times the cost of the rest of a lease.
+    waiting: usize,
 }
 
 impl Pool {
@@ -37,6 +40,7 @@ impl Pool {
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
                 live: 0,
+                waiting: 0,
             }),
             freed: Condvar::new(),
         }
@@ -55,7 +59,15 @@ impl Pool {
         if state.live < self.max {
             state.live += 1;
             state.idle.push(instance);
-            drop(state);
+            self.wake_one(state);
+        }
+    }
+
+    /// Releases the lock and wakes one waiting call, if any waits.
+    fn wake_one(&self, state: MutexGuard<'_, PoolState>) {
+        let waiting = state.waiting > 0;
+        drop(state);
+        if waiting {
             self.freed.notify_one();
         }
     }
@@ -97,10 +109,9 @@ impl Pool {
             let started = *started.get_or_insert(now);
             let waited = now.saturating_duration_since(started);
             let Some(left) = max_wait.checked_sub(waited).filter(|d| !d.is_zero()) else {
-                drop(state);
                 // A notification this call may have taken as it timed out goes on to
                 // the next waiter.
-                self.freed.notify_one();
+                self.wake_one(state);
                 return Err(ErrorKind::Busy {
                     module: module.to_string(),
                     instances: self.max,
@@ -108,11 +119,13 @@ impl Pool {
                 }
                 .into());
             };
+            state.waiting += 1;
             state = self
                 .freed
                 .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.waiting -= 1;
         }
     }
 
@@ -120,8 +133,7 @@ impl Pool {
     fn forget_one(&self) {
         let mut state = self.lock();
         state.live = state.live.saturating_sub(1);
-        drop(state);
-        self.freed.notify_one();
+        self.wake_one(state);
     }
 
     /// How many instances exist (idle or lent).
@@ -140,15 +152,10 @@ pub(crate) struct Lease<'p> {
 }
 
 impl Lease<'_> {
-    /// Calls `name` on the instance (see [`GuestInstance::call_envelope`]).
-    pub(crate) fn call(
-        &mut self,
-        name: &str,
-        input: &[u8],
-        read: &mut dyn FnMut(&[u8]),
-    ) -> Result<()> {
+    /// The lent instance.
+    pub(crate) fn instance(&mut self) -> Result<&mut dyn GuestInstance> {
         match &mut self.instance {
-            Some(instance) => instance.call_envelope(name, input, read),
+            Some(instance) => Ok(&mut **instance),
             // `instance` is `None` only inside `drop`.
             None => Err(crate::error::Error::host("a lease without its instance")),
         }
@@ -165,8 +172,9 @@ impl Drop for Lease<'_> {
             drop(instance);
             self.pool.forget_one();
         } else {
-            self.pool.lock().idle.push(instance);
-            self.pool.freed.notify_one();
+            let mut state = self.pool.lock();
+            state.idle.push(instance);
+            self.pool.wake_one(state);
         }
     }
 }
@@ -235,15 +243,29 @@ mod tests {
         let maker = Maker::default();
         for _ in 0..3 {
             let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-            lease.call("f", b"", &mut |_| ()).unwrap();
+            lease
+                .instance()
+                .unwrap()
+                .call_envelope("f", b"", &mut |_| ())
+                .unwrap();
         }
         assert_eq!(maker.made.load(Ordering::SeqCst), 1);
         let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-        assert!(lease.call("trap", b"", &mut |_| ()).is_err());
+        assert!(
+            lease
+                .instance()
+                .unwrap()
+                .call_envelope("trap", b"", &mut |_| ())
+                .is_err()
+        );
         drop(lease);
         assert_eq!(pool.live(), 0);
         let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-        lease.call("f", b"", &mut |_| ()).unwrap();
+        lease
+            .instance()
+            .unwrap()
+            .call_envelope("f", b"", &mut |_| ())
+            .unwrap();
         assert_eq!(maker.made.load(Ordering::SeqCst), 2);
     }
 

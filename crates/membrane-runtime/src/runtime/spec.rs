@@ -201,6 +201,12 @@ impl Stats {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts out a call that did not happen (its function does not exist).
+    #[inline]
+    pub(crate) fn abandon(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Counts a call out with its result.
     #[inline]
     pub(crate) fn end<R>(&self, result: &Result<R>) {

@@ -94,10 +94,18 @@ impl GuestInstance for FakeInstance {
                 self.poisoned = true;
                 return Err(ErrorKind::Trap(TrapKind::Unreachable).into());
             }
-            _ => {
+            "fail" => {
                 return Err(ErrorKind::Guest {
                     code: membrane_types::ErrorCode(1001),
                     message: "failed".into(),
+                }
+                .into());
+            }
+            // As an executor does: refused before any guest code runs.
+            _ => {
+                self.served -= 1;
+                return Err(ErrorKind::UnknownFunction {
+                    name: name.to_string(),
                 }
                 .into());
             }
