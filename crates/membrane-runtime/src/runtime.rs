@@ -249,7 +249,8 @@ impl Runtime {
     /// output payload where it lies (in guest memory, verified).
     ///
     /// Fails with [`ErrorKind::UnknownModule`] or [`ErrorKind::UnknownFunction`] before
-    /// anything runs (not counted), with [`ErrorKind::Busy`] when every instance of a
+    /// any guest code runs (not counted; the executor looks the function up on the
+    /// instance the call was given), with [`ErrorKind::Busy`] when every instance of a
     /// `Persistent` or `Pooled` module stayed busy for `RuntimeConfig::max_wait`, and
     /// otherwise with what the call did.
     pub fn call_with<R>(
