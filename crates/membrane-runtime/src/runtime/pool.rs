@@ -236,6 +236,11 @@ mod tests {
         }
     }
 
+    /// Calls `name` on the lent instance.
+    fn call(lease: &mut Lease<'_>, name: &str) -> Result<()> {
+        lease.instance()?.call_envelope(name, b"", &mut |_| ())
+    }
+
     /// Instances are reused; a poisoned one is dropped and the next call gets a new one.
     #[test]
     fn reuses_instances_and_replaces_poisoned_ones() {
@@ -243,29 +248,15 @@ mod tests {
         let maker = Maker::default();
         for _ in 0..3 {
             let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-            lease
-                .instance()
-                .unwrap()
-                .call_envelope("f", b"", &mut |_| ())
-                .unwrap();
+            call(&mut lease, "f").unwrap();
         }
         assert_eq!(maker.made.load(Ordering::SeqCst), 1);
         let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-        assert!(
-            lease
-                .instance()
-                .unwrap()
-                .call_envelope("trap", b"", &mut |_| ())
-                .is_err()
-        );
+        assert!(call(&mut lease, "trap").is_err());
         drop(lease);
         assert_eq!(pool.live(), 0);
         let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
-        lease
-            .instance()
-            .unwrap()
-            .call_envelope("f", b"", &mut |_| ())
-            .unwrap();
+        call(&mut lease, "f").unwrap();
         assert_eq!(maker.made.load(Ordering::SeqCst), 2);
     }
 
