@@ -507,3 +507,86 @@ fn a_state_factory_gives_each_instance_its_state() {
         6
     );
 }
+
+/// Four threads make 10 000 calls each across three modules of the three policies, a
+/// tenth of them panicking and a tenth failing with a guest error: nothing deadlocks,
+/// no call is lost or made twice (the persistent counter ends at the number of its
+/// calls), and the counters add up to what the threads saw.
+#[test]
+fn four_threads_of_mixed_calls_add_up() {
+    const THREADS: u64 = 4;
+    const CALLS: u64 = 10_000;
+    let rt = runtime(Duration::from_secs(60));
+    rt.add("state", pre("stateful"), ModuleSpec::persistent())
+        .unwrap();
+    rt.add("typed", pre("typed"), ModuleSpec::pooled(2))
+        .unwrap();
+    rt.add("panics", pre("panics"), ModuleSpec::fresh_per_call())
+        .unwrap();
+    let started = Instant::now();
+    let seen: Vec<[u64; 4]> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let rt = rt.clone();
+                s.spawn(move || {
+                    // adds, panics, guest errors, shouts
+                    let mut seen = [0u64; 4];
+                    for i in 0..CALLS {
+                        match (i + t) % 10 {
+                            0 => {
+                                let e = rt.call::<_, ()>("panics", "boom", "x").unwrap_err();
+                                assert!(matches!(e.kind(), ErrorKind::Panic { .. }), "{e}");
+                                seen[1] += 1;
+                            }
+                            1 => {
+                                let e = rt.call::<_, i64>("typed", "divide", &(i, 0)).unwrap_err();
+                                assert!(matches!(e.kind(), ErrorKind::Guest { .. }), "{e}");
+                                seen[2] += 1;
+                            }
+                            2..=5 => {
+                                rt.call::<_, u64>("state", "add", &1u64).unwrap();
+                                seen[0] += 1;
+                            }
+                            _ => {
+                                let out: String = rt.call("typed", "shout", "hi").unwrap();
+                                assert_eq!(out, "HI");
+                                seen[3] += 1;
+                            }
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    eprintln!(
+        "{} calls on {THREADS} threads in {:?}",
+        THREADS * CALLS,
+        started.elapsed()
+    );
+    let total = |k: usize| seen.iter().map(|s| s[k]).sum::<u64>();
+    let (adds, panics, guest_errors, shouts) = (total(0), total(1), total(2), total(3));
+    assert_eq!(adds + panics + guest_errors + shouts, THREADS * CALLS);
+    assert_eq!(rt.call::<_, u64>("state", "add", &0u64).unwrap(), adds);
+    let state = rt.module("state").unwrap().counters;
+    assert_eq!(
+        (state.calls, state.ok, state.in_flight),
+        (adds + 1, adds + 1, 0)
+    );
+    let typed = rt.module("typed").unwrap().counters;
+    assert_eq!(
+        (typed.calls, typed.ok, typed.guest_errors, typed.in_flight),
+        (guest_errors + shouts, shouts, guest_errors, 0)
+    );
+    let panicked = rt.module("panics").unwrap().counters;
+    assert_eq!(
+        (
+            panicked.calls,
+            panicked.traps,
+            panicked.ok,
+            panicked.in_flight
+        ),
+        (panics, panics, 0, 0)
+    );
+}
