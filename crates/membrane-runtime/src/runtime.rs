@@ -232,12 +232,11 @@ impl Runtime {
         }
     }
 
-    /// Every module, sorted by name.
+    /// Every module, sorted by name (the map's order).
     pub fn modules(&self) -> Vec<ModuleInfo> {
+        // Described outside the lock (a description takes the last error's mutex).
         let versions: Vec<Arc<Version>> = self.read().values().cloned().collect();
-        let mut infos: Vec<ModuleInfo> = versions.iter().map(|v| v.info()).collect();
-        infos.sort_by(|a, b| a.name.cmp(&b.name));
-        infos
+        versions.iter().map(|v| v.info()).collect()
     }
 
     /// The module `name`, if the runtime holds it.
@@ -319,8 +318,7 @@ impl Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<String> = self.read().keys().cloned().collect();
-        names.sort();
+        let names: Vec<String> = self.read().keys().cloned().collect();
         f.debug_struct("Runtime")
             .field("config", &self.inner.config)
             .field("modules", &names)

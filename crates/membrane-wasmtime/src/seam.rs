@@ -56,11 +56,7 @@ impl<T: Default + Send + Sync + 'static> RuntimeModule for InstancePre<T> {
     }
 
     fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>> {
-        Ok(Box::new(Limited {
-            limits: CallLimits::new(self.module().engine(), overrides)?,
-            pre: self.clone(),
-            state: Arc::new(T::default),
-        }))
+        self.clone().with_state(T::default).limited(overrides)
     }
 }
 

@@ -67,14 +67,14 @@ struct Setup {
 fn setup(profile: Profile) -> &'static Setup {
     static METERED: OnceLock<Setup> = OnceLock::new();
     static TIMED: OnceLock<Setup> = OnceLock::new();
-    let (cell, metering_limit, timeout) = match profile {
+    let (cell, fuel, timeout) = match profile {
         Profile::Metered => (&METERED, Some(FUEL), TIMEOUT * 10),
         Profile::Timed => (&TIMED, None, TIMEOUT),
     };
     cell.get_or_init(|| {
         let engine = Engine::new(
             EngineConfig::default()
-                .fuel(metering_limit)
+                .fuel(fuel)
                 .timeout(Some(timeout))
                 .max_memory(MAX_MEMORY)
                 .max_table_elements(MAX_TABLE)

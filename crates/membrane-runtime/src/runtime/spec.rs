@@ -181,9 +181,9 @@ pub struct ModuleCounters {
 }
 
 /// The live counters behind [`ModuleCounters`], shared by the versions of a module.
+/// `calls` is not kept: it is the sum of the outcomes.
 #[derive(Default)]
 pub(crate) struct Stats {
-    calls: AtomicU64,
     ok: AtomicU64,
     guest_errors: AtomicU64,
     traps: AtomicU64,
@@ -215,7 +215,6 @@ impl Stats {
             Err(e) => self.failed(e),
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.calls.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -241,14 +240,20 @@ impl Stats {
     /// A snapshot.
     pub(crate) fn snapshot(&self) -> ModuleCounters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (ok, guest_errors, traps) = (get(&self.ok), get(&self.guest_errors), get(&self.traps));
+        let (limits_hit, busy, other_errors) = (
+            get(&self.limits_hit),
+            get(&self.busy),
+            get(&self.other_errors),
+        );
         ModuleCounters {
-            calls: get(&self.calls),
-            ok: get(&self.ok),
-            guest_errors: get(&self.guest_errors),
-            traps: get(&self.traps),
-            limits_hit: get(&self.limits_hit),
-            busy: get(&self.busy),
-            other_errors: get(&self.other_errors),
+            calls: ok + guest_errors + traps + limits_hit + busy + other_errors,
+            ok,
+            guest_errors,
+            traps,
+            limits_hit,
+            busy,
+            other_errors,
             in_flight: get(&self.in_flight),
             last_error: self
                 .last_error
