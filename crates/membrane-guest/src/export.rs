@@ -269,6 +269,44 @@ fn envelope_len(size: usize) -> Option<usize> {
     Some(total)
 }
 
+/// Encodes an envelope into the arena whose payload is `prefix` (postcard) followed by
+/// `payload` as it is: one pass over each, no intermediate buffer.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn encode_prefixed<P: Serialize + ?Sized>(
+    prefix: &P,
+    payload: &[u8],
+    flags: Flags,
+) -> Result<&'static [u8], Error> {
+    let head = postcard::experimental::serialized_size(prefix).map_err(serialize_error)?;
+    let size = head.checked_add(payload.len()).ok_or_else(too_large)?;
+    let total = envelope_len(size).ok_or_else(too_large)?;
+    let Some(start) = arena::alloc_uninit(total) else {
+        return Err(no_memory());
+    };
+    let start = start.as_ptr();
+    // SAFETY: `start` is a fresh arena allocation of `HEADER_LEN + size` bytes, so the
+    // body (its last `size` bytes) is valid for writes, and nothing else refers to it.
+    let body = unsafe { uninit(start.add(HEADER_LEN), size) };
+    let (head_region, tail) = body.split_at_mut(head);
+    let written = postcard::serialize_with_flavor(prefix, ShortRuns::new(head_region))
+        .map_err(serialize_error)?;
+    if written != head {
+        return Err(Error::new(
+            ErrorCode::ENCODE_FAILED,
+            "request serialized to a different size than announced",
+        ));
+    }
+    write_run(tail, payload);
+    // SAFETY: the serializer initialised the first `head` bytes of the body (`written ==
+    // head`, in order from the start) and `write_run` the other `payload.len()`; `size`
+    // fits a u32 (`envelope_len`) and nothing refers to the allocation (`body` is not
+    // used again), as `seal` asks; the arena keeps it unchanged until the next reset.
+    unsafe {
+        seal(start, size, flags);
+        Ok(core::slice::from_raw_parts(start, total))
+    }
+}
+
 /// Writes the header of an envelope whose payload, `size` bytes, is already in place
 /// right after it: payload length, flags and the checksum over both.
 ///

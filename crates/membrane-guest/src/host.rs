@@ -155,6 +155,39 @@ pub fn call_host_bytes<R>(
     }
 }
 
+/// Sends a request payload made of `prefix` (postcard) followed by `input` as it is to
+/// the import `import`, and hands `read` the response payload where it lies. The
+/// request goes into the arena (one pass over `input`); the response into the scratch
+/// buffer when it fits.
+#[doc(hidden)]
+#[inline]
+pub fn call_host_prefixed<P: Serialize + ?Sized, R>(
+    name: &str,
+    import: impl FnOnce(u32, u32, u32, u32) -> u64,
+    prefix: &P,
+    input: &[u8],
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R, Error> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        exchange(
+            name,
+            import,
+            |_| {
+                let request =
+                    crate::export::encode_prefixed(prefix, input, Flags::EXPECTS_RESPONSE)?;
+                Ok((request.as_ptr() as u32, request.len() as u32))
+            },
+            |payload| Ok(read(payload)),
+        )
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (import, prefix, input, read);
+        Err(not_in_a_host(name))
+    }
+}
+
 /// One host call: holds [`SCRATCH`] (see [`Claim`]) while `write_request` writes the
 /// request (told whether the call is nested in another's, then it must not use the
 /// scratch) and while `read_response` reads the response payload; the host writes the

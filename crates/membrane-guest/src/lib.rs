@@ -13,6 +13,9 @@
 //! - checksums computed by the host at native speed through the `membrane.crc32`
 //!   intrinsic (a software CRC-32 inside wasm would cost far more than the call itself);
 //! - [`host_externs!`] for typed and bytes wrappers around host functions;
+//! - in a runtime of many modules: calls to other modules ([`call`], [`call_bytes`]),
+//!   to host callables ([`call_callable`]), the running call's [`context`], and the
+//!   list of [`modules`] (when the host allows it);
 //! - bytes exports (`#[export] fn f(input: &[u8]) -> Result<B, E>`, see [`BytesOutput`])
 //!   and raw helpers [`host_args`], [`return_ok`], [`return_err`];
 //! - panic messages sent to the host ([`install_panic_hook`], [`report_panic`]).
@@ -66,6 +69,7 @@ mod error;
 mod export;
 mod host;
 mod panic;
+mod runtime;
 mod state;
 mod sys;
 
@@ -116,13 +120,17 @@ pub use membrane_types::ErrorCode;
 #[cfg(feature = "std")]
 pub use panic::install_panic_hook;
 pub use panic::report_panic;
+pub use runtime::{
+    Context, ModuleEntry, call, call_bytes, call_bytes_with, call_callable, call_callable_bytes,
+    context, modules,
+};
 
 /// Support code for the macros. Not a public API: it may change in any release.
 #[doc(hidden)]
 pub mod __rt {
     pub use crate::bytes::export_bytes;
     pub use crate::export::export_typed;
-    pub use crate::host::{call_host, call_host_bytes};
+    pub use crate::host::{call_host, call_host_bytes, call_host_prefixed};
     pub use alloc::vec::Vec;
     pub use membrane_types::HOST_MODULE;
     pub use postcard;

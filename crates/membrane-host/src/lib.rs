@@ -51,9 +51,9 @@
 
 pub use membrane_codec::CodecConfig;
 pub use membrane_runtime::{
-    AbiViolation, ContentHash, Error, ErrorKind, HostError, InstancePolicy, LimitKind,
-    LimitOverrides, Limits, MAX_MODULE_NAME_LEN, ModuleCounters, ModuleInfo, ModuleSpec, Result,
-    Runtime, RuntimeConfig, RuntimeModule, TrapKind,
+    AbiViolation, CallContext, CallableId, ContentHash, Error, ErrorKind, HostError,
+    InstancePolicy, LimitKind, LimitOverrides, Limits, MAX_MODULE_NAME_LEN, ModuleCounters,
+    ModuleInfo, ModuleSpec, Result, Runtime, RuntimeConfig, RuntimeModule, TrapKind,
 };
 pub use membrane_types::ErrorCode;
 pub use membrane_wasmtime::{

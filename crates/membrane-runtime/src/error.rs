@@ -136,6 +136,23 @@ pub enum ErrorKind {
         /// How long the call waited.
         waited: std::time::Duration,
     },
+    /// A call from a module to `module`, whose every instance is held by the same call
+    /// chain (A→B→A with a `Persistent` A, or a pool all of whose instances are the
+    /// chain's): waiting could never end, so the call fails at once. Nothing is
+    /// poisoned.
+    #[error(
+        "module `{module}` is already in this call chain and has no other instance to serve it (a module is never re-entered by a call from another module; give it a `Pooled` policy)"
+    )]
+    Reentry {
+        /// The module.
+        module: String,
+    },
+    /// No host callable of this id (never registered, or unregistered).
+    #[error("no host callable with id {id:#018x}")]
+    UnknownCallable {
+        /// The id asked for.
+        id: u64,
+    },
 }
 
 /// Why a guest trapped.

@@ -16,6 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::runtime::{CallContext, RuntimeLink};
 
 /// Something that compiles and checks modules: an engine.
 pub trait Executor: Send + Sync {
@@ -47,8 +48,16 @@ pub trait Instantiator: Send + Sync {
 pub trait GuestInstance: Send {
     /// Calls the guest function `name` with the input payload `input` (written into an
     /// input envelope) and hands `read` the output payload, verified, where it lies.
+    ///
+    /// `ctx` tells the instance about the call: the guest reads it
+    /// (`membrane_guest::context()`), its depth counts against the instance's
+    /// `max_call_depth` (a deeper call fails with `LimitKind::CallDepth` before any
+    /// guest code runs, poisoning nothing), and the call stops at `ctx.deadline` if its
+    /// own timeout does not stop it first. A call from a host outside a runtime passes
+    /// [`CallContext::host`].
     fn call_envelope(
         &mut self,
+        ctx: CallContext,
         name: &str,
         input: &[u8],
         read: &mut dyn FnMut(&[u8]),
@@ -57,9 +66,11 @@ pub trait GuestInstance: Send {
     /// Calls the guest function `name` with `input` and returns a copy of the output
     /// payload. The default copies what [`GuestInstance::call_envelope`] hands over; an
     /// executor that can verify the output while copying it (one pass) overrides it.
-    fn call_to_vec(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
+    fn call_to_vec(&mut self, ctx: CallContext, name: &str, input: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.call_envelope(name, input, &mut |output| out.extend_from_slice(output))?;
+        self.call_envelope(ctx, name, input, &mut |output| {
+            out.extend_from_slice(output)
+        })?;
         Ok(out)
     }
 
@@ -90,11 +101,16 @@ pub trait RuntimeModule: Send + Sync {
     fn content_hash(&self) -> ContentHash;
 
     /// An instantiator whose instances run every call (and their instantiation) under
-    /// the executor's limits with `overrides` applied. Checked once, here: fails with
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the executor cannot enforce
-    /// an override (a timeout on an engine built without one, fuel on an engine that
-    /// does not meter).
-    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>>;
+    /// the executor's limits with `overrides` applied, and serve their guest's calls to
+    /// the runtime (the `membrane_runtime` imports, `docs/abi.md` §8) through `link`.
+    /// Checked once, here: fails with [`ErrorKind::Config`](crate::ErrorKind::Config)
+    /// when the executor cannot enforce an override (a timeout on an engine built
+    /// without one, fuel on an engine that does not meter).
+    fn limited(
+        &self,
+        overrides: &LimitOverrides,
+        link: &RuntimeLink,
+    ) -> Result<Box<dyn Instantiator>>;
 }
 
 /// A boxed runtime module (what [`LoadedModule::link_for_runtime`] returns) is one.
@@ -107,8 +123,12 @@ impl<M: RuntimeModule + ?Sized> RuntimeModule for Box<M> {
         (**self).content_hash()
     }
 
-    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>> {
-        (**self).limited(overrides)
+    fn limited(
+        &self,
+        overrides: &LimitOverrides,
+        link: &RuntimeLink,
+    ) -> Result<Box<dyn Instantiator>> {
+        (**self).limited(overrides, link)
     }
 }
 

@@ -2,7 +2,10 @@
 //! imports, keyed by `(import module, name)`: the intrinsics (`membrane`) and the host
 //! functions (`membrane_host`), each with the signature the import must have.
 
-use membrane_types::{CRC32_IMPORT, HOST_MODULE, INTRINSICS_MODULE, PANIC_IMPORT};
+use membrane_types::{
+    CALL_CALLABLE_IMPORT, CALL_IMPORT, CONTEXT_IMPORT, CRC32_IMPORT, HOST_MODULE,
+    INTRINSICS_MODULE, MODULES_IMPORT, PANIC_IMPORT, RUNTIME_MODULE,
+};
 
 /// A wasm value type the ABI uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +67,18 @@ pub const PANIC_INTRINSIC: Signature = Signature {
     text: "(func (param i32 i32))",
 };
 
+/// The runtime's imports (`membrane_runtime`, `docs/abi.md` §8), all with the
+/// [`HOST_FUNCTION`] signature. Always provided: outside a runtime they answer with
+/// `ErrorCode::NOT_IN_RUNTIME`.
+pub const RUNTIME_IMPORTS: [&str; 4] = [
+    CALL_IMPORT,
+    CALL_CALLABLE_IMPORT,
+    CONTEXT_IMPORT,
+    MODULES_IMPORT,
+];
+
 /// The host functions offered to modules by name, each with an executor's callable
-/// `F`; the intrinsics are always provided.
+/// `F`; the intrinsics and the runtime's imports are always provided.
 pub struct HostTable<F> {
     functions: Vec<(String, F)>,
 }
@@ -119,6 +132,7 @@ impl<F> HostTable<F> {
             (INTRINSICS_MODULE, CRC32_IMPORT) => Some(&CRC32_INTRINSIC),
             (INTRINSICS_MODULE, PANIC_IMPORT) => Some(&PANIC_INTRINSIC),
             (HOST_MODULE, name) if self.contains(name) => Some(&HOST_FUNCTION),
+            (RUNTIME_MODULE, name) if RUNTIME_IMPORTS.contains(&name) => Some(&HOST_FUNCTION),
             _ => None,
         }
     }
@@ -148,5 +162,9 @@ mod tests {
         );
         assert_eq!(table.provided(INTRINSICS_MODULE, "add"), None);
         assert_eq!(table.provided("env", "add"), None);
+        for name in RUNTIME_IMPORTS {
+            assert_eq!(table.provided(RUNTIME_MODULE, name), Some(&HOST_FUNCTION));
+        }
+        assert_eq!(table.provided(RUNTIME_MODULE, "add"), None);
     }
 }

@@ -61,6 +61,6 @@ pub use error::{AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, Tr
 pub use executor::{ContentHash, LimitOverrides, RuntimeModule};
 pub use limits::Limits;
 pub use runtime::{
-    InstancePolicy, MAX_MODULE_NAME_LEN, ModuleCounters, ModuleInfo, ModuleSpec, Runtime,
-    RuntimeConfig,
+    CallContext, CallableId, InstancePolicy, MAX_MODULE_NAME_LEN, ModuleCounters, ModuleInfo,
+    ModuleSpec, Router, Runtime, RuntimeConfig, RuntimeLink, routed_error,
 };

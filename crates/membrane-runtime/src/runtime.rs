@@ -3,10 +3,13 @@
 //! Knows no executor: modules come in as [`RuntimeModule`]s.
 
 mod pool;
+mod route;
 mod spec;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,6 +18,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{ContentHash, GuestInstance, Instantiator, RuntimeModule};
 
 use pool::Pool;
+pub use route::{CallContext, CallableId, Router, RuntimeLink, routed_error};
+use route::{CallableFn, Callables};
 pub use spec::{
     InstancePolicy, MAX_MODULE_NAME_LEN, ModuleCounters, ModuleInfo, ModuleSpec, RuntimeConfig,
 };
@@ -51,6 +56,10 @@ struct Inner {
     /// The version of each module that serves new calls. Held only to look a module
     /// up, insert or remove one: never during a call.
     modules: RwLock<BTreeMap<String, Arc<Version>>>,
+    /// The host callables guests may call by id.
+    callables: Callables,
+    /// The request id of the last call from the host.
+    requests: AtomicU64,
 }
 
 /// One version of a module: what `add` or `replace` installed. Calls hold it while
@@ -75,9 +84,10 @@ impl Version {
         module: &dyn RuntimeModule,
         spec: ModuleSpec,
         stats: Arc<Stats>,
+        link: &RuntimeLink,
     ) -> Result<Version> {
         let max = spec.max_instances(name)?;
-        let instantiator = module.limited(&spec.limits)?;
+        let instantiator = module.limited(&spec.limits, link)?;
         let first = instantiator.instantiate()?;
         let pool = max.map(|max| {
             let pool = Pool::new(max);
@@ -95,15 +105,17 @@ impl Version {
         })
     }
 
-    /// Runs `call` on an instance of this version: one lent by its pool, or a fresh one.
+    /// Runs `call` on an instance of this version for the request `request`: one lent
+    /// by its pool (waiting for one at most `wait`), or a fresh one.
     fn on_instance<R>(
         &self,
-        config: &RuntimeConfig,
+        request: u64,
+        wait: Duration,
         call: impl FnOnce(&mut dyn GuestInstance) -> Result<R>,
     ) -> Result<R> {
         match &self.pool {
             Some(pool) => {
-                let mut lease = pool.acquire(&*self.instantiator, config.max_wait, &self.name)?;
+                let mut lease = pool.acquire(&*self.instantiator, wait, &self.name, request)?;
                 call(lease.instance()?)
             }
             None => call(&mut *self.instantiator.instantiate()?),
@@ -129,6 +141,8 @@ impl Runtime {
             inner: Arc::new(Inner {
                 config,
                 modules: RwLock::new(BTreeMap::new()),
+                callables: Callables::default(),
+                requests: AtomicU64::new(0),
             }),
         }
     }
@@ -184,7 +198,8 @@ impl Runtime {
             return Err(duplicate_module(name));
         }
         // Linked and instantiated outside the lock: instantiation runs guest code.
-        let version = Version::new(name, &module, spec, Arc::default())?;
+        let link = RuntimeLink::new(name, self);
+        let version = Version::new(name, &module, spec, Arc::default(), &link)?;
         match self.write().entry(name.to_string()) {
             std::collections::btree_map::Entry::Occupied(_) => Err(duplicate_module(name)),
             std::collections::btree_map::Entry::Vacant(slot) => {
@@ -203,7 +218,8 @@ impl Runtime {
     /// one. No call is dropped or failed by the swap.
     pub fn replace(&self, name: &str, module: impl RuntimeModule + 'static) -> Result<()> {
         let old = self.current(name)?;
-        let version = Version::new(name, &module, old.spec, old.stats.clone())?;
+        let link = RuntimeLink::new(name, self);
+        let version = Version::new(name, &module, old.spec, old.stats.clone(), &link)?;
         let mut modules = self.write();
         let replaced = match modules.get_mut(name) {
             // Still the same module (not removed, or removed and added again, meanwhile).
@@ -259,10 +275,39 @@ impl Runtime {
         input: &[u8],
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        self.run(module, |instance| {
+        let ctx = self.host_call();
+        self.call_in(
+            ctx,
+            self.inner.config.max_wait,
+            module,
+            function,
+            input,
+            read,
+        )
+    }
+
+    /// The context of a new call from the host: a new request.
+    #[inline]
+    fn host_call(&self) -> CallContext {
+        CallContext::host(self.inner.requests.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// A call as `ctx` says, waiting at most `wait` for an instance: from the host or
+    /// routed from a guest.
+    fn call_in<R>(
+        &self,
+        ctx: CallContext,
+        wait: Duration,
+        module: &str,
+        function: &str,
+        input: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let request = ctx.request_id;
+        self.run(module, request, wait, |instance| {
             let mut read = Some(read);
             let mut output = None;
-            instance.call_envelope(function, input, &mut |bytes| {
+            instance.call_envelope(ctx, function, input, &mut |bytes| {
                 if let Some(read) = read.take() {
                     output = Some(read(bytes));
                 }
@@ -272,16 +317,18 @@ impl Runtime {
         })
     }
 
-    /// One call on an instance of `module`'s current version, counted (`call` calls
-    /// the function).
+    /// One call of the request `request` on an instance of `module`'s current version,
+    /// counted (`call` calls the function).
     fn run<R>(
         &self,
         module: &str,
+        request: u64,
+        wait: Duration,
         call: impl FnOnce(&mut dyn GuestInstance) -> Result<R>,
     ) -> Result<R> {
         let version = self.current(module)?;
         version.stats.begin();
-        let result = version.on_instance(&self.inner.config, call);
+        let result = version.on_instance(request, wait, call);
         match &result {
             // Refused by the executor before any guest code ran (it looks the name up
             // itself, at no cost to the calls that find it): not a call.
@@ -297,7 +344,11 @@ impl Runtime {
     /// copy of the output payload (see [`Runtime::call_with`]).
     pub fn call_raw(&self, module: &str, function: &str, input: &[u8]) -> Result<Vec<u8>> {
         // The executor's own copy: it verifies the output while copying it.
-        self.run(module, |instance| instance.call_to_vec(function, input))
+        let ctx = self.host_call();
+        let request = ctx.request_id;
+        self.run(module, request, self.inner.config.max_wait, |instance| {
+            instance.call_to_vec(ctx, function, input)
+        })
     }
 
     /// Calls `function` of the module `module` with a serde value and deserializes its
@@ -313,6 +364,67 @@ impl Runtime {
             membrane_codec::from_payload::<O>(out)
         })?
         .map_err(|e| ErrorKind::Deserialize(e).into())
+    }
+}
+
+/// Host callables: host functions a guest calls by id (`docs/runtime.md`,
+/// "Host callables").
+impl Runtime {
+    /// Registers a typed host callable and returns its id: a guest that is given the id
+    /// calls it with `membrane_guest::call_callable::<I, O>(id, &input)`. The input is
+    /// deserialized (postcard) as `I` (`ErrorCode::INVALID_INPUT` when it does not),
+    /// the output serialized; the closure's [`HostError`](crate::HostError) reaches the
+    /// guest as it is.
+    ///
+    /// Ids are drawn from the operating system's random source and never issued twice
+    /// by one runtime; a guest cannot list them. Fails only if the OS has no random
+    /// source to draw from.
+    pub fn register_callable<I, O, F>(&self, f: F) -> Result<CallableId>
+    where
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        F: Fn(&CallContext, I) -> std::result::Result<O, crate::HostError> + Send + Sync + 'static,
+    {
+        self.register_callable_raw(move |ctx, input| {
+            let input = membrane_codec::from_payload::<I>(input).map_err(|e| {
+                crate::HostError::new(
+                    membrane_types::ErrorCode::INVALID_INPUT,
+                    format!("callable input does not deserialize: {e}"),
+                )
+            })?;
+            let output = f(ctx, input)?;
+            membrane_codec::to_payload(&output).map_err(|e| {
+                crate::HostError::new(
+                    membrane_types::ErrorCode::ENCODE_FAILED,
+                    format!("callable output does not serialize: {e}"),
+                )
+            })
+        })
+    }
+
+    /// Registers a host callable on raw payload bytes (what the guest passes to
+    /// `membrane_guest::call_callable_bytes`) and returns its id (see
+    /// [`Runtime::register_callable`]).
+    pub fn register_callable_raw<F>(&self, f: F) -> Result<CallableId>
+    where
+        F: Fn(&CallContext, &[u8]) -> std::result::Result<Vec<u8>, crate::HostError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let f: Arc<CallableFn> = Arc::new(f);
+        self.inner.callables.register(f)
+    }
+
+    /// Unregisters a callable: a guest call that starts after this returns fails with
+    /// `ErrorCode::UNKNOWN_CALLABLE`; one already running finishes. Fails with
+    /// [`ErrorKind::UnknownCallable`] for an id that is not registered.
+    pub fn unregister_callable(&self, id: CallableId) -> Result<()> {
+        if self.inner.callables.unregister(id) {
+            Ok(())
+        } else {
+            Err(ErrorKind::UnknownCallable { id: id.get() }.into())
+        }
     }
 }
 

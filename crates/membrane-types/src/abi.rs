@@ -65,6 +65,32 @@ pub const MAX_PANIC_MESSAGE: usize = 4096;
 /// request and may be reused by calls nested inside the function.
 pub const HOST_MODULE: &str = "membrane_host";
 
+/// Import module of the runtime's services to a guest (`docs/abi.md` §8): calls to
+/// other modules and to host callables, the running call's context, and the list of
+/// modules. Each import has the host-function signature of [`HOST_MODULE`]'s and the
+/// same request/response protocol; a failure is an error envelope, never a trap.
+pub const RUNTIME_MODULE: &str = "membrane_runtime";
+
+/// `membrane_runtime.call`: calls a function of another module. Request payload: the
+/// postcard encoding of `(module: &str, function: &str)` followed by the callee's
+/// input payload; response payload: the callee's output payload.
+pub const CALL_IMPORT: &str = "call";
+
+/// `membrane_runtime.call_callable`: calls a host callable by id. Request payload: the
+/// postcard encoding of the id (`u64`) followed by the input payload; response: the
+/// callable's output payload.
+pub const CALL_CALLABLE_IMPORT: &str = "call_callable";
+
+/// `membrane_runtime.context`: the running call's context. Request payload: empty;
+/// response: the postcard encoding of `(module: &str, caller: Option<&str>,
+/// request_id: u64, depth: u32)`.
+pub const CONTEXT_IMPORT: &str = "context";
+
+/// `membrane_runtime.modules`: the modules of the runtime and their functions, when the
+/// host allows it. Request payload: empty; response: the postcard encoding of
+/// `Vec<(String, Vec<String>)>`, sorted by module name.
+pub const MODULES_IMPORT: &str = "modules";
+
 /// Packs an output envelope's location into the `u64` an export returns:
 /// `ptr << 32 | len`.
 #[inline]

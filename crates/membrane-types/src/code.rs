@@ -29,6 +29,28 @@ impl ErrorCode {
     /// A guest-defined failure without a more precise code (the default for guest
     /// functions returning an error type that carries no code).
     pub const GUEST_ERROR: ErrorCode = ErrorCode(7);
+    /// A call to another module named a module the runtime does not hold.
+    pub const UNKNOWN_MODULE: ErrorCode = ErrorCode(8);
+    /// A call to another module named a function that module does not export.
+    pub const UNKNOWN_FUNCTION: ErrorCode = ErrorCode(9);
+    /// A call to a host callable named an id that is not registered (never was, or
+    /// was unregistered).
+    pub const UNKNOWN_CALLABLE: ErrorCode = ErrorCode(10);
+    /// The called module trapped (the trap poisoned its instance, not the caller's).
+    pub const CALLEE_TRAPPED: ErrorCode = ErrorCode(11);
+    /// The called module panicked.
+    pub const CALLEE_PANICKED: ErrorCode = ErrorCode(12);
+    /// A limit stopped the call: the callee's fuel, memory or timeout, the caller's
+    /// deadline, or the depth of the call chain.
+    pub const LIMIT_EXCEEDED: ErrorCode = ErrorCode(13);
+    /// Every instance of the called module stayed busy (or is held by this very call
+    /// chain, which a call cannot wait for).
+    pub const BUSY: ErrorCode = ErrorCode(14);
+    /// The call failed for another reason (the callee broke the ABI, its instance could
+    /// not be made, ...); the message says why.
+    pub const CALL_FAILED: ErrorCode = ErrorCode(15);
+    /// The service is only available to an instance run by a runtime.
+    pub const NOT_IN_RUNTIME: ErrorCode = ErrorCode(16);
     /// The smallest code applications may define for themselves.
     pub const APPLICATION_MIN: ErrorCode = ErrorCode(1000);
 
@@ -49,6 +71,15 @@ impl ErrorCode {
             5 => "OUT_OF_MEMORY",
             6 => "DENIED",
             7 => "GUEST_ERROR",
+            8 => "UNKNOWN_MODULE",
+            9 => "UNKNOWN_FUNCTION",
+            10 => "UNKNOWN_CALLABLE",
+            11 => "CALLEE_TRAPPED",
+            12 => "CALLEE_PANICKED",
+            13 => "LIMIT_EXCEEDED",
+            14 => "BUSY",
+            15 => "CALL_FAILED",
+            16 => "NOT_IN_RUNTIME",
             _ => return None,
         })
     }
@@ -85,11 +116,11 @@ mod tests {
 
     #[test]
     fn reserved_codes_have_names_application_codes_do_not() {
-        for code in 0..=7 {
+        for code in 0..=16 {
             assert!(ErrorCode(code).name().is_some(), "{code}");
             assert!(ErrorCode(code).is_reserved());
         }
-        assert_eq!(ErrorCode(8).name(), None);
+        assert_eq!(ErrorCode(17).name(), None);
         assert!(!ErrorCode(1000).is_reserved());
         assert_eq!(ErrorCode(1000).name(), None);
     }

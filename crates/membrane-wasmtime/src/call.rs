@@ -27,23 +27,26 @@ pub(crate) fn begin_top_level_call<T: 'static>(store: &mut Store<StoreData<T>>) 
     Ok(())
 }
 
-/// A top-level call of a guest function: made by the host when no call runs in the
-/// store; the guest's per-call arena is reset first.
+/// A top-level call of a guest function: made by the host (or by a runtime for
+/// another module) when no call runs in the store; the guest's per-call arena is reset
+/// first. `depth` is the call's depth in its chain: 1 for a call from the host (within
+/// any depth limit: `max_call_depth` is at least 1), more for a call from another
+/// module (checked by the caller against the limit).
 ///
 /// The instance is borrowed mutably for the whole of a top-level call, so none can run
-/// in its store already: the call is at depth 0, within any depth limit
-/// (`max_call_depth` is at least 1), and has no outer call to record a fault for.
+/// in its store already, and there is no outer call to record a fault for.
 #[inline(always)]
 pub(crate) fn call_top_level<T: 'static, R>(
     store: &mut Store<StoreData<T>>,
     handles: &Handles,
+    depth: u32,
     name: &str,
     input: &[u8],
     read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
 ) -> Result<R> {
     let mut store = store.as_context_mut();
     let func = function(&mut store, handles, name)?;
-    store.data_mut().depth = 1;
+    store.data_mut().depth = depth;
     let result = call_func(&mut store, handles, func, input, Arena::Reset, read);
     store.data_mut().depth = 0;
     result

@@ -98,6 +98,21 @@ impl Clock {
         self.touch().saturating_add(timeout_ticks).saturating_add(1)
     }
 
+    /// The first tick at or after `at` (a call whose deadline is `at` stops at its
+    /// first check on or after that tick).
+    pub(crate) fn tick_at(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(since.div_ceil(self.tick.as_nanos().max(1))).unwrap_or(u64::MAX)
+    }
+
+    /// When the tick `tick` begins.
+    pub(crate) fn instant_of(&self, tick: u64) -> Option<Instant> {
+        let nanos = u64::try_from(self.tick.as_nanos())
+            .ok()?
+            .checked_mul(tick)?;
+        self.start.checked_add(Duration::from_nanos(nanos))
+    }
+
     /// The ticker thread's loop.
     fn run(&self) {
         loop {

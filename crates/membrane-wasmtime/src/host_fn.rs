@@ -94,9 +94,9 @@ type TypedFn<T> = dyn Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32, Response
 /// memory (`docs/abi.md` §4). A response that does not fit (or `cap == 0`: no buffer)
 /// goes into memory obtained from the guest's allocation entry instead.
 #[derive(Clone, Copy, Debug)]
-struct ResponseBuffer {
-    ptr: u32,
-    cap: u32,
+pub(crate) struct ResponseBuffer {
+    pub(crate) ptr: u32,
+    pub(crate) cap: u32,
 }
 
 /// A bytes host function after type erasure: host state and the request payload,
@@ -265,7 +265,7 @@ impl<T: Send + 'static> HostFunctions<T> {
         self.table.contains(name)
     }
 
-    /// Adds the intrinsics and these functions to a linker.
+    /// Adds the intrinsics, the runtime's imports and these functions to a linker.
     pub(crate) fn link(&self, linker: &mut Linker<StoreData<T>>) -> Result<()> {
         let host = |e: wasmtime::Error| Error::host(format_args!("cannot link: {e:#}"));
         linker
@@ -274,6 +274,7 @@ impl<T: Send + 'static> HostFunctions<T> {
         linker
             .func_wrap(INTRINSICS_MODULE, PANIC_IMPORT, intrinsic_panic::<T>)
             .map_err(host)?;
+        crate::runtime_imports::link(linker)?;
         for (name, f) in self.table.iter() {
             let name: Arc<str> = Arc::from(name);
             let f = f.clone();
@@ -334,7 +335,7 @@ pub(crate) fn provided<T: Send + 'static>(
 /// envelope (a wrong checksum, a corrupt compressed block) is an ABI violation that
 /// stops the guest; what `read` makes of the payload is the host function's business.
 #[inline]
-fn read_request<T: 'static, R>(
+pub(crate) fn read_request<T: 'static, R>(
     caller: &mut Caller<'_, StoreData<T>>,
     ptr: u32,
     len: u32,
@@ -397,7 +398,7 @@ fn call_bytes_host_fn<T: 'static>(
 }
 
 /// Writes a response envelope carrying `bytes`: copied and checksummed in one pass.
-fn write_bytes<T: 'static>(
+pub(crate) fn write_bytes<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
     buf: ResponseBuffer,
     bytes: &[u8],
@@ -410,7 +411,7 @@ fn write_bytes<T: 'static>(
 
 /// The error for a host function that panicked.
 #[cold]
-fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+pub(crate) fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     let message = panic
         .downcast_ref::<&str>()
         .copied()
@@ -422,7 +423,7 @@ fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
 /// The error for an import called by the module's start function: the instance does
 /// not exist yet, so there is no memory or allocation entry to serve the call with.
 #[cold]
-fn import_during_start(module: &str, name: &str) -> Error {
+pub(crate) fn import_during_start(module: &str, name: &str) -> Error {
     Error::abi(AbiViolation::ImportDuringStart {
         import: format!("{module}::{name}"),
     })
@@ -432,7 +433,7 @@ fn import_during_start(module: &str, name: &str) -> Error {
 /// and the host function went on): no more of the guest's code may run, not even its
 /// allocation entry for the response.
 #[inline]
-fn no_fault<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<()> {
+pub(crate) fn no_fault<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<()> {
     match caller.data_mut().fault.take() {
         None => Ok(()),
         Some(fault) => Err(fault),
@@ -440,7 +441,7 @@ fn no_fault<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<()> {
 }
 
 /// Turns a host-detected guest fault into a trap, recording the real error.
-fn trap_on_fault<T: 'static>(
+pub(crate) fn trap_on_fault<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
     result: Result<u64>,
 ) -> wasmtime::Result<u64> {
@@ -523,7 +524,7 @@ fn response_region<'c, T: 'static>(
 /// Serializes `value` straight into a response envelope in guest memory: into the
 /// guest's response buffer in one pass when it fits, else sized first and written into
 /// memory from the allocation entry.
-fn write_value<T: 'static, O: Serialize + ?Sized>(
+pub(crate) fn write_value<T: 'static, O: Serialize + ?Sized>(
     caller: &mut Caller<'_, StoreData<T>>,
     value: &O,
     buf: ResponseBuffer,
@@ -553,7 +554,7 @@ fn write_value<T: 'static, O: Serialize + ?Sized>(
     Ok(pack_ptr_len(ptr, total))
 }
 
-fn write_error<T: 'static>(
+pub(crate) fn write_error<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
     e: &HostError,
     buf: ResponseBuffer,

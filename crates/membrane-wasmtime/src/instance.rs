@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use wasmtime::{Linker, Store, UpdateDeadline};
 
-use membrane_runtime::{AbiViolation, Error, ErrorKind, LimitOverrides, Result};
+use membrane_runtime::{
+    AbiViolation, CallContext, Error, ErrorKind, LimitKind, LimitOverrides, Result, RuntimeLink,
+};
 
 use crate::call::{begin_top_level_call, call_top_level};
 use crate::engine::Engine;
@@ -149,13 +151,19 @@ impl<T: Send + 'static> InstancePre<T> {
     /// to cancel it from another thread, use [`InstancePre::instantiate_with_cancel`].
     pub fn instantiate(&self, state: T) -> Result<Instance<T>> {
         let limits = CallLimits::of(self.module.engine());
-        self.instantiate_inner(state, Arc::new(AtomicBool::new(false)), limits)
+        self.instantiate_inner(state, Arc::new(AtomicBool::new(false)), limits, None)
             .map_err(|(e, _)| e)
     }
 
-    /// [`InstancePre::instantiate`] under `limits` instead of the engine's.
-    pub(crate) fn instantiate_limited(&self, state: T, limits: CallLimits) -> Result<Instance<T>> {
-        self.instantiate_inner(state, Arc::new(AtomicBool::new(false)), limits)
+    /// [`InstancePre::instantiate`] under `limits` instead of the engine's, for the
+    /// runtime `link` names (if any).
+    pub(crate) fn instantiate_limited(
+        &self,
+        state: T,
+        limits: CallLimits,
+        link: Option<RuntimeLink>,
+    ) -> Result<Instance<T>> {
+        self.instantiate_inner(state, Arc::new(AtomicBool::new(false)), limits, link)
             .map_err(|(e, _)| e)
     }
 
@@ -171,17 +179,18 @@ impl<T: Send + 'static> InstancePre<T> {
             .into());
         }
         let limits = CallLimits::of(self.module.engine());
-        self.instantiate_inner(state, cancel.flag.clone(), limits)
+        self.instantiate_inner(state, cancel.flag.clone(), limits, None)
             .map_err(|(e, _)| e)
     }
 
-    /// Makes an instance with `state`, watching `cancel`, its calls under `call_limits`;
-    /// on failure, hands the state back with the error.
+    /// Makes an instance with `state`, watching `cancel`, its calls under `call_limits`,
+    /// linked to a runtime by `link`; on failure, hands the state back with the error.
     fn instantiate_inner(
         &self,
         state: T,
         cancel: Arc<AtomicBool>,
         call_limits: CallLimits,
+        link: Option<RuntimeLink>,
     ) -> std::result::Result<Instance<T>, (Error, T)> {
         let engine = self.module.engine();
         let config = engine.config();
@@ -202,6 +211,7 @@ impl<T: Send + 'static> InstancePre<T> {
             config.codec,
         );
         data.fuel_limit = call_limits.fuel;
+        data.link = link;
         let mut store = Store::new(engine.wasmtime(), data);
         store.limiter(|data| &mut data.limits);
         store.epoch_deadline_callback(|mut ctx| {
@@ -323,8 +333,42 @@ impl<T: Send + 'static> Instance<T> {
     }
 
     /// A top-level call; `read` decodes the output envelope where it lies in guest memory.
+    #[inline]
     fn call_envelope<R>(
         &mut self,
+        name: &str,
+        input: &[u8],
+        read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
+    ) -> Result<R> {
+        self.call_at(1, None, name, input, read)
+    }
+
+    /// A top-level call as `ctx` says (a call from a runtime, `GuestInstance`): the
+    /// guest may read `ctx`, which also gives the call's depth in its chain (refused
+    /// beyond `max_call_depth` before any guest code runs, poisoning nothing) and a
+    /// deadline the call does not outlive.
+    pub(crate) fn call_in_context<R>(
+        &mut self,
+        ctx: CallContext,
+        name: &str,
+        input: &[u8],
+        read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
+    ) -> Result<R> {
+        let limit = self.store.data().max_depth;
+        if ctx.depth > limit {
+            return Err(ErrorKind::Limit(LimitKind::CallDepth { limit }).into());
+        }
+        let (depth, deadline) = (ctx.depth, ctx.deadline);
+        self.store.data_mut().ctx = ctx;
+        self.call_at(depth, deadline, name, input, read)
+    }
+
+    /// A top-level call at `depth` in its chain, ending by `deadline` at the latest.
+    #[inline(always)]
+    fn call_at<R>(
+        &mut self,
+        depth: u32,
+        deadline: Option<std::time::Instant>,
         name: &str,
         input: &[u8],
         read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
@@ -337,7 +381,10 @@ impl<T: Send + 'static> Instance<T> {
         }
         crate::native_stack::check(self.handles.module.engine().config().limits.max_wasm_stack)?;
         begin_top_level_call(&mut self.store)?;
-        let result = call_top_level(&mut self.store, &self.handles, name, input, read);
+        if let Some(deadline) = deadline {
+            self.store.data_mut().timer.cap(deadline);
+        }
+        let result = call_top_level(&mut self.store, &self.handles, depth, name, input, read);
         self.store.data_mut().timer.end();
         if let Err(e) = &result
             && e.poisons()
@@ -419,7 +466,8 @@ impl<T: Send + 'static> Instance<T> {
     {
         let state = std::mem::take(&mut self.store.data_mut().state);
         let cancel = self.store.data().timer.cancel.clone();
-        match pre.instantiate_inner(state, cancel, self.limits) {
+        let link = self.store.data().link.clone();
+        match pre.instantiate_inner(state, cancel, self.limits, link) {
             Ok(fresh) => {
                 *self = fresh;
                 Ok(())

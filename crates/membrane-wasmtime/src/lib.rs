@@ -49,6 +49,7 @@ mod instance;
 mod module;
 mod native_stack;
 mod resources;
+mod runtime_imports;
 mod seam;
 mod signature;
 mod store;

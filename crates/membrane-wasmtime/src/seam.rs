@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 
-use membrane_runtime::Result;
 use membrane_runtime::executor::{
     Canceller, ContentHash, Executor, GuestInstance, Instantiator, LimitOverrides, LoadedModule,
     RuntimeModule,
 };
+use membrane_runtime::protocol::{read_in_place, read_to_vec};
+use membrane_runtime::{CallContext, Result, RuntimeLink};
 
 use crate::engine::Engine;
 use crate::host_fn::HostFunctions;
@@ -55,8 +56,12 @@ impl<T: Default + Send + Sync + 'static> RuntimeModule for InstancePre<T> {
         ContentHash(self.module().content_hash())
     }
 
-    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>> {
-        self.clone().with_state(T::default).limited(overrides)
+    fn limited(
+        &self,
+        overrides: &LimitOverrides,
+        link: &RuntimeLink,
+    ) -> Result<Box<dyn Instantiator>> {
+        self.clone().with_state(T::default).limited(overrides, link)
     }
 }
 
@@ -89,11 +94,16 @@ impl<T: Send + Sync + 'static> RuntimeModule for WithState<T> {
         ContentHash(self.pre.module().content_hash())
     }
 
-    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>> {
+    fn limited(
+        &self,
+        overrides: &LimitOverrides,
+        link: &RuntimeLink,
+    ) -> Result<Box<dyn Instantiator>> {
         Ok(Box::new(Limited {
             limits: CallLimits::new(self.pre.module().engine(), overrides)?,
             pre: self.pre.clone(),
             state: self.state.clone(),
+            link: link.clone(),
         }))
     }
 }
@@ -106,33 +116,40 @@ impl<T: 'static> std::fmt::Debug for WithState<T> {
     }
 }
 
-/// Makes instances of a runtime module under its checked per-call limits.
+/// Makes instances of a runtime module under its checked per-call limits, linked to
+/// the runtime.
 struct Limited<T: 'static> {
     pre: InstancePre<T>,
     limits: CallLimits,
     state: Arc<dyn Fn() -> T + Send + Sync>,
+    link: RuntimeLink,
 }
 
 impl<T: Send + Sync + 'static> Instantiator for Limited<T> {
     fn instantiate(&self) -> Result<Box<dyn GuestInstance>> {
-        Ok(Box::new(
-            self.pre.instantiate_limited((self.state)(), self.limits)?,
-        ))
+        Ok(Box::new(self.pre.instantiate_limited(
+            (self.state)(),
+            self.limits,
+            Some(self.link.clone()),
+        )?))
     }
 }
 
 impl<T: Send + 'static> GuestInstance for Instance<T> {
     fn call_envelope(
         &mut self,
+        ctx: CallContext,
         name: &str,
         input: &[u8],
         read: &mut dyn FnMut(&[u8]),
     ) -> Result<()> {
-        self.call_with(name, input, |output| read(output))
+        self.call_in_context(ctx, name, input, |codec, bytes| {
+            read_in_place(codec, bytes, |output| read(output))
+        })
     }
 
-    fn call_to_vec(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>> {
-        self.call_raw(name, input)
+    fn call_to_vec(&mut self, ctx: CallContext, name: &str, input: &[u8]) -> Result<Vec<u8>> {
+        self.call_in_context(ctx, name, input, read_to_vec)
     }
 
     fn canceller(&self) -> Box<dyn Canceller> {
@@ -177,13 +194,15 @@ mod tests {
         let mut instance = module.link().unwrap().instantiate().unwrap();
         let mut seen = Vec::new();
         instance
-            .call_envelope("echo", b"hello", &mut |out| seen.extend_from_slice(out))
+            .call_envelope(CallContext::host(1), "echo", b"hello", &mut |out| {
+                seen.extend_from_slice(out)
+            })
             .unwrap();
         assert_eq!(seen, b"hello");
         // Nothing runs: a cancel is forgotten by the next call.
         instance.canceller().cancel();
         let e = instance
-            .call_envelope("boom", b"", &mut |_| ())
+            .call_envelope(CallContext::host(2), "boom", b"", &mut |_| ())
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::Trap(_)), "{e}");
         assert!(instance.is_poisoned());
@@ -221,6 +240,8 @@ mod tests {
     #[test]
     fn runtime_modules_carry_their_limits() {
         let wasm = wat::parse_str(ECHO).unwrap();
+        let runtime = membrane_runtime::Runtime::new(membrane_runtime::RuntimeConfig::default());
+        let link = RuntimeLink::new("echo", &runtime);
         let engine = Engine::new(EngineConfig::default().timeout(None)).unwrap();
         let pre = engine
             .load(&wasm)
@@ -232,25 +253,28 @@ mod tests {
             *blake3::hash(&wasm).as_bytes()
         );
         let mut instance = pre
-            .limited(&LimitOverrides::default().fuel(Some(1000)))
+            .limited(&LimitOverrides::default().fuel(Some(1000)), &link)
             .unwrap()
             .instantiate()
             .unwrap();
         let e = instance
-            .call_envelope("loop", b"", &mut |_| ())
+            .call_envelope(CallContext::host(1), "loop", b"", &mut |_| ())
             .unwrap_err();
         assert!(e.is_trap(&membrane_runtime::TrapKind::OutOfFuel), "{e}");
 
         // The same limits through a reset.
         let limits = CallLimits::new(&engine, &LimitOverrides::default().fuel(Some(1000))).unwrap();
-        let mut instance = pre.instantiate_limited((), limits).unwrap();
+        let mut instance = pre.instantiate_limited((), limits, None).unwrap();
         instance.reset(&pre).unwrap();
         instance.call_raw("echo", b"x").unwrap();
         assert!(instance.fuel_remaining().unwrap() < 1000);
 
         // No clock on this engine: a timeout cannot be enforced.
         let e = pre
-            .limited(&LimitOverrides::default().timeout(Some(std::time::Duration::from_millis(5))))
+            .limited(
+                &LimitOverrides::default().timeout(Some(std::time::Duration::from_millis(5))),
+                &link,
+            )
             .err()
             .unwrap();
         assert!(
@@ -264,7 +288,7 @@ mod tests {
             .prepare(&HostFunctions::<()>::new())
             .unwrap();
         let e = pre
-            .limited(&LimitOverrides::default().fuel(Some(1)))
+            .limited(&LimitOverrides::default().fuel(Some(1)), &link)
             .err()
             .unwrap();
         assert!(

@@ -7,7 +7,7 @@ use wasmtime::{Memory, TypedFunc};
 
 use crate::clock::Clock;
 use crate::resources::{MAX_MEMORIES, MAX_TABLES};
-use membrane_runtime::{Error, TrapKind};
+use membrane_runtime::{CallContext, Error, RuntimeLink, TrapKind};
 
 /// The data of a membrane store.
 pub(crate) struct StoreData<T> {
@@ -31,6 +31,11 @@ pub(crate) struct StoreData<T> {
     pub(crate) fuel_limit: Option<u64>,
     /// Calls of the `membrane.crc32` intrinsic since the instance was made.
     pub(crate) crc32_calls: u64,
+    /// The runtime this instance belongs to, and its name there (`None`: an instance
+    /// outside a runtime, whose `membrane_runtime` imports answer `NOT_IN_RUNTIME`).
+    pub(crate) link: Option<RuntimeLink>,
+    /// The context of the running top-level call (the last one between calls).
+    pub(crate) ctx: CallContext,
 }
 
 /// A guest function with the ABI signature `(ptr, len) -> ptr << 32 | len`.
@@ -68,6 +73,8 @@ impl<T> StoreData<T> {
             codec,
             fuel_limit: None,
             crc32_calls: 0,
+            link: None,
+            ctx: CallContext::host(0),
         }
     }
 
@@ -193,6 +200,24 @@ impl Timer {
                 self.entered = true;
             }
             self.deadline = clock.deadline(self.timeout_ticks);
+        }
+    }
+
+    /// Brings the running call's deadline forward to `at` if it is later (a call made
+    /// for a module that must end by `at`). Without a clock the call has no deadline to
+    /// bring forward: it runs under its fuel alone.
+    #[inline]
+    pub(crate) fn cap(&mut self, at: std::time::Instant) {
+        if let Some(clock) = &self.clock {
+            self.deadline = self.deadline.min(clock.tick_at(at));
+        }
+    }
+
+    /// When the running call must end, if it has a deadline.
+    pub(crate) fn deadline_instant(&self) -> Option<std::time::Instant> {
+        match &self.clock {
+            Some(clock) if self.deadline != u64::MAX => clock.instant_of(self.deadline),
+            _ => None,
         }
     }
 

@@ -368,6 +368,21 @@ fn calls_host(name: &str, request: &[u8]) -> Source {
     .with_segment(&data(256, request))
 }
 
+/// A module whose `run` calls the runtime import `name` with the request envelope
+/// `request` (placed at offset 256) and then answers `ok`, whatever it got back.
+fn calls_runtime(name: &str, request: &[u8]) -> Source {
+    runs(
+        &format!(
+            r#"(import "membrane_runtime" "{name}" (func $runtime (param i32 i32 i32 i32) (result i64)))"#
+        ),
+        &format!(
+            r#"(drop (call $runtime (i32.const 256) (i32.const {len}) (i32.const 0) (i32.const 0)))"#,
+            len = request.len()
+        ),
+    )
+    .with_segment(&data(256, request))
+}
+
 impl Source {
     /// Adds a module-level item (a data segment, a function) to WAT source.
     fn with_segment(self, item: &str) -> Source {
@@ -386,6 +401,8 @@ const IMPORT_CRC32: &str =
 const IMPORT_PANIC: &str = r#"(import "membrane" "panic" (func $panic (param i32 i32)))"#;
 const IMPORT_ECHO: &str =
     r#"(import "membrane_host" "echo" (func $echo (param i32 i32 i32 i32) (result i64)))"#;
+const IMPORT_RUNTIME_CALL: &str =
+    r#"(import "membrane_runtime" "call" (func $rcall (param i32 i32 i32 i32) (result i64)))"#;
 const IMPORT_CALL_BACK: &str = r#"(import "membrane_host" "call_back" (func $call_back (param i32 i32 i32 i32) (result i64)))"#;
 
 /// A module with the standard exports and `run`, but `header` replacing the memory,
@@ -1341,6 +1358,63 @@ fn cases() -> Vec<Case> {
             kind!(
                 "Abi(WrongImportType)",
                 ErrorKind::Abi(AbiViolation::WrongImportType { import, .. }) if import == "membrane::crc32"
+            ),
+        ),
+        case(
+            "runtime_call_request_outside_memory",
+            runs(IMPORT_RUNTIME_CALL, "(drop (call $rcall (i32.const 0x1fff0) (i32.const 0x20) (i32.const 0) (i32.const 0)))"),
+            RUN,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "runtime_call_response_buffer_outside_memory",
+            runs(IMPORT_RUNTIME_CALL, "(drop (call $rcall (i32.const 0) (i32.const 12) (i32.const 0x1fff0) (i32.const 0x20)))"),
+            RUN,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "runtime_call_request_not_an_envelope",
+            calls_runtime("call", b"not an envelope at all"),
+            RUN,
+            kind!(
+                "Abi(BadEnvelope(BadMagic))",
+                ErrorKind::Abi(AbiViolation::BadEnvelope { error: DecodeError::BadMagic { .. }, .. })
+            ),
+        ),
+        case(
+            "runtime_callable_request_lz4_garbage",
+            calls_runtime("call_callable", &compressed(100, &[0xff; 16])),
+            RUN,
+            kind!(
+                "Abi(BadEnvelope(BadCompressedBlock))",
+                ErrorKind::Abi(AbiViolation::BadEnvelope { error: DecodeError::BadCompressedBlock, .. })
+            ),
+        ),
+        case(
+            "runtime_context_request_pointer_plus_length_overflows_u32",
+            runs(
+                r#"(import "membrane_runtime" "context" (func $ctx (param i32 i32 i32 i32) (result i64)))"#,
+                "(drop (call $ctx (i32.const -16) (i32.const 32) (i32.const 0) (i32.const 0)))",
+            ),
+            RUN,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "runtime_import_with_wrong_type",
+            module(r#"(import "membrane_runtime" "call" (func (param i32 i32) (result i64)))"#, ""),
+            Action::Prepare,
+            kind!(
+                "Abi(WrongImportType)",
+                ErrorKind::Abi(AbiViolation::WrongImportType { import, .. }) if import == "membrane_runtime::call"
+            ),
+        ),
+        case(
+            "runtime_import_that_does_not_exist",
+            module(r#"(import "membrane_runtime" "spawn" (func (param i32 i32 i32 i32) (result i64)))"#, ""),
+            Action::Prepare,
+            kind!(
+                "MissingImports",
+                ErrorKind::MissingImports { imports } if imports == &["membrane_runtime::spawn"]
             ),
         ),
         case(

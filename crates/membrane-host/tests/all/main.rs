@@ -9,6 +9,7 @@ mod checksums;
 mod host_fns;
 mod hostile;
 mod limits;
+mod routing;
 mod runtime;
 mod soak;
 mod support;

@@ -30,6 +30,9 @@ struct PoolState {
     /// Calls waiting on `freed`. Nobody is notified when it is 0: a notification is a
     /// system call even with no waiter, several times the cost of the rest of a lease.
     waiting: usize,
+    /// The request of each lent instance (one entry per lease): a call whose own
+    /// request holds every instance fails at once instead of waiting for itself.
+    holders: Vec<u64>,
 }
 
 impl Pool {
@@ -41,6 +44,7 @@ impl Pool {
                 idle: Vec::new(),
                 live: 0,
                 waiting: 0,
+                holders: Vec::new(),
             }),
             freed: Condvar::new(),
         }
@@ -72,38 +76,54 @@ impl Pool {
         }
     }
 
-    /// Lends an instance for one call: an idle one, else a new one while fewer than
-    /// `max` exist, else waits up to `max_wait` for one to be freed and fails with
-    /// [`ErrorKind::Busy`] after it.
+    /// Lends an instance for one call of the request `request`: an idle one, else a
+    /// new one while fewer than `max` exist, else waits up to `max_wait` for one to be
+    /// freed and fails with [`ErrorKind::Busy`] after it. When every instance is lent
+    /// to `request` itself (a module calling back into one that called it), fails at
+    /// once with [`ErrorKind::Reentry`]: none would be freed before this call ends.
     pub(crate) fn acquire<'p>(
         &'p self,
         make: &dyn Instantiator,
         max_wait: Duration,
         module: &str,
+        request: u64,
     ) -> Result<Lease<'p>> {
         let mut state = self.lock();
         // Read the clock only when a call has to wait.
         let mut started: Option<Instant> = None;
         loop {
             if let Some(instance) = state.idle.pop() {
+                state.holders.push(request);
                 return Ok(Lease {
                     pool: self,
                     instance: Some(instance),
+                    request,
                 });
             }
             if state.live < self.max {
                 state.live += 1;
+                state.holders.push(request);
                 drop(state);
                 return match make.instantiate() {
                     Ok(instance) => Ok(Lease {
                         pool: self,
                         instance: Some(instance),
+                        request,
                     }),
                     Err(e) => {
-                        self.forget_one();
+                        let mut state = self.lock();
+                        state.release(request);
+                        state.live = state.live.saturating_sub(1);
+                        self.wake_one(state);
                         Err(e)
                     }
                 };
+            }
+            if state.holders.iter().filter(|&&h| h == request).count() >= self.max {
+                return Err(ErrorKind::Reentry {
+                    module: module.to_string(),
+                }
+                .into());
             }
             let now = Instant::now();
             let started = *started.get_or_insert(now);
@@ -128,14 +148,19 @@ impl Pool {
             state.waiting -= 1;
         }
     }
+}
 
-    /// One instance fewer exists: lets a waiting call make a new one.
-    fn forget_one(&self) {
-        let mut state = self.lock();
-        state.live = state.live.saturating_sub(1);
-        self.wake_one(state);
+impl PoolState {
+    /// Forgets one lease of `request`.
+    #[inline]
+    fn release(&mut self, request: u64) {
+        if let Some(at) = self.holders.iter().rposition(|&h| h == request) {
+            self.holders.swap_remove(at);
+        }
     }
+}
 
+impl Pool {
     /// How many instances exist (idle or lent).
     #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
@@ -149,6 +174,8 @@ impl Pool {
 pub(crate) struct Lease<'p> {
     pool: &'p Pool,
     instance: Option<Box<dyn GuestInstance>>,
+    /// The request the instance is lent to.
+    request: u64,
 }
 
 impl Lease<'_> {
@@ -170,9 +197,13 @@ impl Drop for Lease<'_> {
         if instance.is_poisoned() || std::thread::panicking() {
             // Dropped outside the lock.
             drop(instance);
-            self.pool.forget_one();
+            let mut state = self.pool.lock();
+            state.release(self.request);
+            state.live = state.live.saturating_sub(1);
+            self.pool.wake_one(state);
         } else {
             let mut state = self.pool.lock();
+            state.release(self.request);
             state.idle.push(instance);
             self.pool.wake_one(state);
         }
@@ -195,6 +226,7 @@ mod tests {
     impl GuestInstance for Fake {
         fn call_envelope(
             &mut self,
+            _ctx: crate::CallContext,
             name: &str,
             input: &[u8],
             read: &mut dyn FnMut(&[u8]),
@@ -238,7 +270,9 @@ mod tests {
 
     /// Calls `name` on the lent instance.
     fn call(lease: &mut Lease<'_>, name: &str) -> Result<()> {
-        lease.instance()?.call_envelope(name, b"", &mut |_| ())
+        lease
+            .instance()?
+            .call_envelope(crate::CallContext::host(1), name, b"", &mut |_| ())
     }
 
     /// Instances are reused; a poisoned one is dropped and the next call gets a new one.
@@ -247,15 +281,15 @@ mod tests {
         let pool = Pool::new(1);
         let maker = Maker::default();
         for _ in 0..3 {
-            let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
+            let mut lease = pool.acquire(&maker, Duration::ZERO, "m", 1).unwrap();
             call(&mut lease, "f").unwrap();
         }
         assert_eq!(maker.made.load(Ordering::SeqCst), 1);
-        let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
+        let mut lease = pool.acquire(&maker, Duration::ZERO, "m", 1).unwrap();
         assert!(call(&mut lease, "trap").is_err());
         drop(lease);
         assert_eq!(pool.live(), 0);
-        let mut lease = pool.acquire(&maker, Duration::ZERO, "m").unwrap();
+        let mut lease = pool.acquire(&maker, Duration::ZERO, "m", 1).unwrap();
         call(&mut lease, "f").unwrap();
         assert_eq!(maker.made.load(Ordering::SeqCst), 2);
     }
@@ -266,9 +300,9 @@ mod tests {
     fn a_full_pool_waits_then_is_busy() {
         let pool = Arc::new(Pool::new(1));
         let maker = Arc::new(Maker::default());
-        let lease = pool.acquire(&*maker, Duration::ZERO, "m").unwrap();
+        let lease = pool.acquire(&*maker, Duration::ZERO, "m", 1).unwrap();
         let e = pool
-            .acquire(&*maker, Duration::from_millis(20), "m")
+            .acquire(&*maker, Duration::from_millis(20), "m", 2)
             .err()
             .unwrap();
         match e.kind() {
@@ -286,7 +320,7 @@ mod tests {
         let waiter = {
             let (pool, maker) = (pool.clone(), maker.clone());
             std::thread::spawn(move || {
-                pool.acquire(&*maker, Duration::from_secs(60), "m")
+                pool.acquire(&*maker, Duration::from_secs(60), "m", 3)
                     .map(|_| ())
             })
         };
@@ -294,6 +328,34 @@ mod tests {
         drop(lease);
         waiter.join().unwrap().unwrap();
         assert_eq!(maker.made.load(Ordering::SeqCst), 1);
+    }
+
+    /// A request that holds every instance does not wait for itself; another request
+    /// holding one of them is waited for; a freed lease is no longer the request's.
+    #[test]
+    fn a_request_never_waits_for_itself() {
+        let pool = Pool::new(2);
+        let maker = Maker::default();
+        let first = pool.acquire(&maker, Duration::ZERO, "m", 7).unwrap();
+        let second = pool.acquire(&maker, Duration::ZERO, "m", 7).unwrap();
+        let e = pool
+            .acquire(&maker, Duration::from_secs(60), "m", 7)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e.kind(), ErrorKind::Reentry { module } if module == "m"),
+            "{e}"
+        );
+        drop(second);
+        let other = pool.acquire(&maker, Duration::ZERO, "m", 8).unwrap();
+        // One instance is request 8's: request 7 would have to wait (and is Busy).
+        let e = pool
+            .acquire(&maker, Duration::from_millis(1), "m", 7)
+            .err()
+            .unwrap();
+        assert!(matches!(e.kind(), ErrorKind::Busy { .. }), "{e}");
+        drop((first, other));
+        assert_eq!(pool.lock().holders, Vec::<u64>::new());
     }
 
     /// A failed instantiation frees its place in the pool.
@@ -305,7 +367,7 @@ mod tests {
             ..Maker::default()
         };
         for _ in 0..2 {
-            assert!(pool.acquire(&maker, Duration::ZERO, "m").is_err());
+            assert!(pool.acquire(&maker, Duration::ZERO, "m", 1).is_err());
             assert_eq!(pool.live(), 0);
         }
     }

@@ -21,12 +21,17 @@ pub struct RuntimeConfig {
     /// Default: 5 s (the engine's default timeout, so a call that would be served once
     /// a running call times out is served).
     pub max_wait: Duration,
+    /// Whether guests may list the runtime's modules and their functions
+    /// (`membrane_guest::modules()`); when off, the list is refused with
+    /// `ErrorCode::DENIED`. Default: off (a module learns only the names it is told).
+    pub discovery: bool,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> RuntimeConfig {
         RuntimeConfig {
             max_wait: Duration::from_secs(5),
+            discovery: false,
         }
     }
 }
@@ -35,6 +40,7 @@ impl Default for RuntimeConfig {
 impl RuntimeConfig {
     crate::__chainable_setters! { RuntimeConfig,
         max_wait => max_wait: Duration;
+        discovery => discovery: bool;
     }
 }
 
@@ -169,7 +175,8 @@ pub struct ModuleCounters {
     /// Calls stopped by a limit: out of fuel, timeout ([`ErrorKind::Trap`]) or
     /// [`ErrorKind::Limit`].
     pub limits_hit: u64,
-    /// Calls refused because every instance stayed busy ([`ErrorKind::Busy`]).
+    /// Calls refused because every instance stayed busy ([`ErrorKind::Busy`]) or is
+    /// held by the calling chain ([`ErrorKind::Reentry`]).
     pub busy: u64,
     /// Calls that failed otherwise (an ABI violation, an instance that could not be
     /// made, ...).
@@ -232,7 +239,7 @@ impl Stats {
                 &self.limits_hit
             }
             ErrorKind::Trap(_) | ErrorKind::Panic { .. } => &self.traps,
-            ErrorKind::Busy { .. } => &self.busy,
+            ErrorKind::Busy { .. } | ErrorKind::Reentry { .. } => &self.busy,
             _ => &self.other_errors,
         }
     }

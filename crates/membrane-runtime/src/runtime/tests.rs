@@ -54,7 +54,11 @@ impl RuntimeModule for FakeModule {
         ContentHash([self.tag[0]; 32])
     }
 
-    fn limited(&self, overrides: &LimitOverrides) -> Result<Box<dyn Instantiator>> {
+    fn limited(
+        &self,
+        overrides: &LimitOverrides,
+        _link: &RuntimeLink,
+    ) -> Result<Box<dyn Instantiator>> {
         if self.refuse_timeout && overrides.timeout.is_some() {
             return Err(ErrorKind::Config {
                 reason: "no clock".into(),
@@ -82,6 +86,7 @@ impl Instantiator for FakeInstantiator {
 impl GuestInstance for FakeInstance {
     fn call_envelope(
         &mut self,
+        _ctx: CallContext,
         name: &str,
         _input: &[u8],
         read: &mut dyn FnMut(&[u8]),

@@ -1,0 +1,204 @@
+//! The runtime's imports (`membrane_runtime`, `docs/abi.md` §8): a guest's calls to
+//! other modules and to host callables, its call's context, and the list of modules,
+//! served through the instance's [`RuntimeLink`]. Same protocol as a host function
+//! (request envelope in, response envelope out); every failure the guest did not cause
+//! by breaking the ABI is an error envelope, never a trap of the caller.
+
+use membrane_types::{
+    CALL_CALLABLE_IMPORT, CALL_IMPORT, CONTEXT_IMPORT, ErrorCode, MODULES_IMPORT, RUNTIME_MODULE,
+};
+use wasmtime::{Caller, Linker};
+
+use crate::host_fn::{
+    ResponseBuffer, host_fn_panicked, import_during_start, no_fault, read_request, trap_on_fault,
+    write_bytes, write_error, write_value,
+};
+use crate::store::StoreData;
+use membrane_runtime::imports::RUNTIME_IMPORTS;
+use membrane_runtime::{CallContext, Error, HostError, Result, RuntimeLink};
+
+/// How one runtime import serves a call: request region, response buffer; packed
+/// response location.
+type Serve<T> = fn(&mut Caller<'_, StoreData<T>>, u32, u32, ResponseBuffer) -> Result<u64>;
+
+/// Adds the runtime's imports to a linker (always: outside a runtime they answer
+/// `NOT_IN_RUNTIME`).
+pub(crate) fn link<T: Send + 'static>(linker: &mut Linker<StoreData<T>>) -> Result<()> {
+    for name in RUNTIME_IMPORTS {
+        let serve: Serve<T> = match name {
+            CALL_IMPORT => serve_call::<T>,
+            CALL_CALLABLE_IMPORT => serve_callable::<T>,
+            CONTEXT_IMPORT => serve_context::<T>,
+            MODULES_IMPORT => serve_modules::<T>,
+            other => {
+                return Err(Error::host(format_args!(
+                    "no server for the runtime import `{other}`"
+                )));
+            }
+        };
+        linker
+            .func_wrap(
+                RUNTIME_MODULE,
+                name,
+                move |mut caller: Caller<'_, StoreData<T>>,
+                      ptr: u32,
+                      len: u32,
+                      resp_ptr: u32,
+                      resp_cap: u32| {
+                    let buf = ResponseBuffer {
+                        ptr: resp_ptr,
+                        cap: resp_cap,
+                    };
+                    let result = if caller.data().handles.is_none() {
+                        Err(import_during_start(RUNTIME_MODULE, name))
+                    } else {
+                        // A panic in the host (a callable's is caught earlier) stops this
+                        // call instead of unwinding through wasm frames.
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            serve(&mut caller, ptr, len, buf)
+                        }))
+                        .unwrap_or_else(|panic| Err(host_fn_panicked(name, &*panic)))
+                    };
+                    trap_on_fault(&mut caller, result)
+                },
+            )
+            .map_err(|e| Error::host(format_args!("cannot link: {e:#}")))?;
+    }
+    Ok(())
+}
+
+/// The instance's runtime link and the context of a call it makes now: from this
+/// module, in the running request, one deeper than the running call, ending by the
+/// running call's deadline. Refuses (as data for the guest) outside a runtime and
+/// beyond the depth limit.
+fn outgoing<T: 'static>(
+    caller: &Caller<'_, StoreData<T>>,
+) -> std::result::Result<(RuntimeLink, CallContext), HostError> {
+    let data = caller.data();
+    let Some(link) = data.link.clone() else {
+        return Err(not_in_runtime());
+    };
+    let depth = data.depth.saturating_add(1);
+    if depth > data.max_depth {
+        return Err(HostError::new(
+            ErrorCode::LIMIT_EXCEEDED,
+            format!(
+                "call chain too deep: a call at depth {depth} exceeds the limit of {}",
+                data.max_depth
+            ),
+        ));
+    }
+    let ctx = CallContext::routed(
+        link.module().clone(),
+        data.ctx.request_id,
+        depth,
+        data.timer.deadline_instant(),
+    );
+    Ok((link, ctx))
+}
+
+#[cold]
+fn not_in_runtime() -> HostError {
+    HostError::new(
+        ErrorCode::NOT_IN_RUNTIME,
+        "this instance does not run in a membrane runtime",
+    )
+}
+
+#[cold]
+fn bad_request(what: &str, e: postcard::Error) -> HostError {
+    HostError::new(
+        ErrorCode::INVALID_INPUT,
+        format!("{what} request does not decode: {e}"),
+    )
+}
+
+/// Writes the response: the payload, or the error envelope.
+fn respond<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    buf: ResponseBuffer,
+    result: std::result::Result<Vec<u8>, HostError>,
+) -> Result<u64> {
+    // A fault recorded meanwhile (none is expected: no code of this instance ran) wins.
+    no_fault(caller)?;
+    match result {
+        Ok(bytes) => write_bytes(caller, buf, &bytes),
+        Err(e) => write_error(caller, &e, buf),
+    }
+}
+
+/// `membrane_runtime.call`: request `(module, function)` (postcard) then the input
+/// payload; response: the callee's output payload.
+fn serve_call<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    ptr: u32,
+    len: u32,
+    buf: ResponseBuffer,
+) -> Result<u64> {
+    let outgoing = outgoing(caller);
+    // The callee runs while the request is read in place: its input is copied once,
+    // from this instance's memory into the callee's.
+    let result = read_request(caller, ptr, len, buf, |_, payload| {
+        let (link, ctx) = outgoing?;
+        let ((module, function), input) = postcard::take_from_bytes::<(&str, &str)>(payload)
+            .map_err(|e| bad_request("call", e))?;
+        link.router()
+            .call(ctx, module, function, input, <[u8]>::to_vec)
+    })?;
+    respond(caller, buf, result)
+}
+
+/// `membrane_runtime.call_callable`: request: the id (postcard `u64`) then the input
+/// payload; response: the callable's output payload.
+fn serve_callable<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    ptr: u32,
+    len: u32,
+    buf: ResponseBuffer,
+) -> Result<u64> {
+    let outgoing = outgoing(caller);
+    let result = read_request(caller, ptr, len, buf, |_, payload| {
+        let (link, ctx) = outgoing?;
+        let (id, input) =
+            postcard::take_from_bytes::<u64>(payload).map_err(|e| bad_request("callable", e))?;
+        link.router().call_callable(&ctx, id, input, <[u8]>::to_vec)
+    })?;
+    respond(caller, buf, result)
+}
+
+/// `membrane_runtime.context`: request empty; response `(module, caller, request_id,
+/// depth)` (postcard).
+fn serve_context<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    ptr: u32,
+    len: u32,
+    buf: ResponseBuffer,
+) -> Result<u64> {
+    read_request(caller, ptr, len, buf, |_, _| ())?;
+    let data = caller.data();
+    let Some(link) = &data.link else {
+        return write_error(caller, &not_in_runtime(), buf);
+    };
+    let module = link.module().clone();
+    let (from, request, depth) = (data.ctx.caller.clone(), data.ctx.request_id, data.depth);
+    write_value(caller, &(&*module, from.as_deref(), request, depth), buf)
+}
+
+/// `membrane_runtime.modules`: request empty; response `Vec<(module, functions)>`
+/// (postcard), when the runtime allows discovery.
+fn serve_modules<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    ptr: u32,
+    len: u32,
+    buf: ResponseBuffer,
+) -> Result<u64> {
+    read_request(caller, ptr, len, buf, |_, _| ())?;
+    let listed = match &caller.data().link {
+        Some(link) => link.router().modules(),
+        None => Err(not_in_runtime()),
+    };
+    match listed {
+        Ok(modules) => write_value(caller, &modules, buf),
+        Err(e) => write_error(caller, &e, buf),
+    }
+}
