@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use membrane_runtime::Result;
 use membrane_runtime::executor::{
-    Canceller, ContentHash, Executor, GuestInstance, Instantiator, LimitOverrides, LoadedModule,
-    RuntimeModule,
+    Canceller, ContentHash, Executor, GuestInstance, Hook, Instantiator, LimitOverrides,
+    LoadedModule, RuntimeModule,
 };
 
 use crate::engine::Engine;
@@ -135,6 +135,10 @@ impl<T: Send + 'static> GuestInstance for Instance<T> {
         self.call_raw(name, input)
     }
 
+    fn run_hook(&mut self, hook: Hook) -> Result<()> {
+        Instance::run_hook(self, hook)
+    }
+
     fn canceller(&self) -> Box<dyn Canceller> {
         Box::new(self.cancel_handle())
     }
@@ -175,6 +179,8 @@ mod tests {
         let module = engine.load(&wat::parse_str(ECHO).unwrap()).unwrap();
         assert_eq!(module.function_names(), ["echo", "boom", "loop"]);
         let mut instance = module.link().unwrap().instantiate().unwrap();
+        // No hooks: nothing to run.
+        instance.run_hook(Hook::Start).unwrap();
         let mut seen = Vec::new();
         instance
             .call_envelope("echo", b"hello", &mut |out| seen.extend_from_slice(out))

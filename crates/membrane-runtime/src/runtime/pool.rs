@@ -207,6 +207,10 @@ mod tests {
             Ok(())
         }
 
+        fn run_hook(&mut self, _hook: crate::executor::Hook) -> Result<()> {
+            Ok(())
+        }
+
         fn canceller(&self) -> Box<dyn Canceller> {
             struct Nothing;
             impl Canceller for Nothing {

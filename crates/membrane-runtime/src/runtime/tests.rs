@@ -113,6 +113,10 @@ impl GuestInstance for FakeInstance {
         Ok(())
     }
 
+    fn run_hook(&mut self, _hook: crate::executor::Hook) -> Result<()> {
+        Ok(())
+    }
+
     fn canceller(&self) -> Box<dyn Canceller> {
         Box::new(NoCancel)
     }
