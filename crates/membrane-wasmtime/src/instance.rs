@@ -454,7 +454,9 @@ impl<T: Send + 'static> Instance<T> {
     /// Replaces this instance with a fresh instance of `pre`, keeping the host state
     /// (guest state is lost), the per-call fuel and timeout it was made with, and the
     /// cancel handle: a [`CancelHandle`] taken before the reset cancels the new
-    /// instance's calls. Clears poisoning.
+    /// instance's calls. Clears poisoning. Runs no lifecycle hook: call
+    /// [`Instance::start`] on the new instance (and [`Instance::stop`] on the old one
+    /// first, if it is healthy).
     ///
     /// The old instance is dropped only once the new one exists: if instantiation fails
     /// (its start function traps, or the pooling allocator has no free slot), the
