@@ -191,7 +191,7 @@ fn check_signature(func: &ItemFn, input: &Input<'_>) -> syn::Result<()> {
 
 /// Whether the type's last path segment is `Result` (any `Result` alias with two
 /// parameters works; the compiler checks the rest).
-fn is_result(ty: &Type) -> bool {
+pub(crate) fn is_result(ty: &Type) -> bool {
     matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result"))
 }
 

@@ -1,8 +1,9 @@
-//! The `#[export]` attribute and the `host_externs!` macro of `membrane-guest`. Use them
-//! as `membrane_guest::export` and `membrane_guest::host_externs!`.
+//! The `#[export]`, `#[start]` and `#[stop]` attributes and the `host_externs!` macro of
+//! `membrane-guest`. Use them as `membrane_guest::export`, `membrane_guest::start`,
+//! `membrane_guest::stop` and `membrane_guest::host_externs!`.
 //!
-//! The expansions live in the private `expand` and `host_externs` modules (plain code
-//! tested without a compiler run); this file only adapts them to the proc-macro
+//! The expansions live in the private `expand`, `hook` and `host_externs` modules (plain
+//! code tested without a compiler run); this file only adapts them to the proc-macro
 //! interface.
 
 #![forbid(unsafe_code)]
@@ -10,6 +11,7 @@
 use proc_macro::TokenStream;
 
 mod expand;
+mod hook;
 mod host_externs;
 
 /// Turns `fn f(input: I) -> Result<O, E>` into a membrane export named `f`.
@@ -33,6 +35,37 @@ mod host_externs;
 #[proc_macro_attribute]
 pub fn export(attr: TokenStream, item: TokenStream) -> TokenStream {
     match expand::export(attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}
+
+/// Turns `fn f() -> Result<(), E>` into the module's start hook: on wasm32, the export
+/// `__membrane_start` (`docs/abi.md` §8) calls `f` and returns 0 on `Ok`, or an error
+/// envelope with `E`'s code and message (`E`: anything `Into<membrane_guest::Error>`).
+///
+/// A membrane runtime runs it on every instance it makes, before the instance serves a
+/// call; its error refuses the module (or fails the call the instance was made for). The
+/// function itself is kept unchanged. At most one per module: a second is a duplicate
+/// export when the module is linked.
+#[proc_macro_attribute]
+pub fn start(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match hook::hook(hook::Hook::Start, attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}
+
+/// Turns `fn f() -> Result<(), E>` into the module's stop hook: on wasm32, the export
+/// `__membrane_stop` (`docs/abi.md` §8), returning like `#[start]`'s.
+///
+/// A membrane runtime runs it on every started instance it drops (module removed or
+/// swapped out, runtime dropped, after each call of a fresh-per-call module), unless a
+/// failure poisoned the instance; its error is logged and counted by the host. At most
+/// one per module.
+#[proc_macro_attribute]
+pub fn stop(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match hook::hook(hook::Hook::Stop, attr.into(), item.into()) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.into_compile_error().into(),
     }

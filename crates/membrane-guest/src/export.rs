@@ -446,6 +446,11 @@ mod tests {
             let want = codec().encode_error(ErrorCode::DENIED, message).unwrap();
             assert_eq!(encode_error(ErrorCode::DENIED, message).unwrap(), &want[..]);
         }
+        // A lifecycle hook returns 0 when it succeeds, an error envelope's location
+        // (never 0) when it fails.
+        use crate::hook::run_hook;
+        assert_eq!(run_hook(|| Ok::<(), crate::Error>(())), 0);
+        assert_ne!(run_hook(|| Err::<(), _>("no")), 0);
     }
 
     /// Envelopes from the host are taken without their checksum verified, unless the

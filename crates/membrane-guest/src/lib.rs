@@ -18,6 +18,8 @@
 //!   list of [`modules`] (when the host allows it);
 //! - bytes exports (`#[export] fn f(input: &[u8]) -> Result<B, E>`, see [`BytesOutput`])
 //!   and raw helpers [`host_args`], [`return_ok`], [`return_err`];
+//! - lifecycle hooks [`#[start]`](start) and [`#[stop]`](stop), run by the host when it
+//!   makes an instance and when it drops one;
 //! - panic messages sent to the host ([`install_panic_hook`], [`report_panic`]).
 //!
 //! # Example
@@ -67,6 +69,7 @@ mod bytes;
 mod crc;
 mod error;
 mod export;
+mod hook;
 mod host;
 mod panic;
 mod runtime;
@@ -116,6 +119,55 @@ pub use membrane_guest_macros::export;
 /// reads untouched.
 #[doc(inline)]
 pub use membrane_guest_macros::host_externs;
+/// ```
+/// use std::cell::RefCell;
+///
+/// use membrane_guest::{export, host_externs, Error};
+///
+/// host_externs!(load_config, record_stop);
+///
+/// thread_local! {
+///     static GREETING: RefCell<Option<String>> = const { RefCell::new(None) };
+/// }
+///
+/// /// Runs once in every new instance, before its first call.
+/// #[membrane_guest::start]
+/// fn start() -> Result<(), Error> {
+///     let greeting: String = load_config(&"greeting")?;
+///     if greeting.is_empty() {
+///         return Err(Error::new(1000, "no greeting configured"));
+///     }
+///     GREETING.with(|g| *g.borrow_mut() = Some(greeting));
+///     Ok(())
+/// }
+///
+/// #[export]
+/// pub fn greet(name: String) -> Result<String, Error> {
+///     GREETING.with(|g| match &*g.borrow() {
+///         Some(greeting) => Ok(format!("{greeting}, {name}")),
+///         None => Err("not started".into()),
+///     })
+/// }
+/// # // Off wasm32 there is no host: the host function reports NOT_FOUND.
+/// # assert_eq!(start().unwrap_err().code, membrane_guest::ErrorCode::NOT_FOUND);
+/// # assert!(greet("ada".into()).is_err());
+/// ```
+#[doc(inline)]
+pub use membrane_guest_macros::start;
+/// ```
+/// use membrane_guest::{host_externs, Error};
+///
+/// host_externs!(record_stop);
+///
+/// /// Runs when the host drops an instance that started (not after a trap).
+/// #[membrane_guest::stop]
+/// fn stop() -> Result<(), Error> {
+///     record_stop(&"flushed")
+/// }
+/// # assert!(stop().is_err());
+/// ```
+#[doc(inline)]
+pub use membrane_guest_macros::stop;
 pub use membrane_types::ErrorCode;
 #[cfg(feature = "std")]
 pub use panic::install_panic_hook;
@@ -130,6 +182,7 @@ pub use runtime::{
 pub mod __rt {
     pub use crate::bytes::export_bytes;
     pub use crate::export::export_typed;
+    pub use crate::hook::run_hook;
     pub use crate::host::{call_host, call_host_bytes, call_host_prefixed};
     pub use alloc::vec::Vec;
     pub use membrane_types::HOST_MODULE;

@@ -255,6 +255,15 @@ pub enum AbiViolation {
         /// What the module imports.
         found: String,
     },
+    /// A lifecycle hook returned the location of an envelope without the `ERROR` flag:
+    /// a hook returns 0 for success, or an error envelope.
+    #[error(
+        "lifecycle hook `{hook}` returned an envelope without the error flag (a hook returns 0 or an error envelope)"
+    )]
+    HookResult {
+        /// The hook's export name.
+        hook: &'static str,
+    },
     /// The module's start function called an import: host functions and intrinsics
     /// serve calls only once the instance exists.
     #[error("the start function called `{import}` before instantiation finished")]

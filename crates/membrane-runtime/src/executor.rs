@@ -1,6 +1,6 @@
 //! The seam between the runtime and an executor: object-safe traits for loading a
 //! module, instantiating it, calling a function with an input envelope and reading its
-//! output, and cancelling a call.
+//! output, running its lifecycle hooks ([`Hook`]), and cancelling a call.
 //!
 //! An executor crate (today `membrane-wasmtime`) implements them on its own types, so
 //! that code above the executor (a runtime of many modules, a tool) can hold
@@ -74,11 +74,48 @@ pub trait GuestInstance: Send {
         Ok(out)
     }
 
+    /// Runs the module's lifecycle hook `hook` (`docs/abi.md` §8) as a top-level call
+    /// (the arena reset, the call's fuel and timeout; a trap poisons the instance as a
+    /// call's would). `Ok(())` when the module does not export it; a hook's error
+    /// envelope is [`ErrorKind::Guest`](crate::ErrorKind::Guest), as for calls.
+    fn run_hook(&mut self, hook: Hook) -> Result<()>;
+
     /// A handle that stops this instance's running call from another thread.
     fn canceller(&self) -> Box<dyn Canceller>;
 
     /// Whether an earlier failure poisoned the instance.
     fn is_poisoned(&self) -> bool;
+}
+
+/// A lifecycle hook of a module (`docs/abi.md` §8): an optional export, run by a
+/// [`Runtime`](crate::Runtime) on the instances it makes and drops
+/// (`docs/runtime.md`, "Lifecycle").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// `__membrane_start`: prepares a new instance, before it serves a call.
+    Start,
+    /// `__membrane_stop`: runs when an instance that started is dropped.
+    Stop,
+}
+
+impl Hook {
+    /// The hook's export name ([`START_EXPORT`](membrane_types::START_EXPORT),
+    /// [`STOP_EXPORT`](membrane_types::STOP_EXPORT)).
+    pub fn export_name(self) -> &'static str {
+        match self {
+            Hook::Start => membrane_types::START_EXPORT,
+            Hook::Stop => membrane_types::STOP_EXPORT,
+        }
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Hook::Start => "start",
+            Hook::Stop => "stop",
+        })
+    }
 }
 
 /// Stops the running call of one instance, from any thread.

@@ -45,6 +45,14 @@ pub const ALLOC: Signature = Signature {
     text: "(func (param i32 i32) (result i32))",
 };
 
+/// A lifecycle hook (`__membrane_start`, `__membrane_stop`; `docs/abi.md` §8): no
+/// parameters; 0, or the packed location of an error envelope.
+pub const HOOK: Signature = Signature {
+    params: &[],
+    results: &[I64],
+    text: "(func (result i64))",
+};
+
 /// A host function import (`docs/abi.md` §4): request pointer and length, response
 /// buffer pointer and capacity; packed response location.
 pub const HOST_FUNCTION: Signature = Signature {

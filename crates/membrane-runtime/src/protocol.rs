@@ -13,6 +13,8 @@
 //!   [`write_error_response`] for its response, sized by [`response_len`] or
 //!   [`error_response_len`].
 //!
+//! - a lifecycle hook that failed: [`hook_error`] for the error envelope it points to.
+//!
 //! Every envelope read here is verified (checksum, flags, lengths); a bad one is an
 //! ABI violation ([`AbiViolation::BadEnvelope`](crate::AbiViolation::BadEnvelope)).
 
@@ -90,6 +92,25 @@ fn guest_error(payload: std::result::Result<&[u8], DecodeError>) -> Error {
         .into(),
         Err(e) => Error::bad_envelope("error envelope", e),
     }
+}
+
+/// The error a lifecycle hook (`docs/abi.md` §8) reports by returning the location of
+/// `bytes` instead of 0: verified like any output envelope, an error envelope is the
+/// guest's error ([`ErrorKind::Guest`]); any other envelope, valid or not, is an ABI
+/// violation ([`AbiViolation::HookResult`](crate::AbiViolation::HookResult),
+/// [`AbiViolation::BadEnvelope`](crate::AbiViolation::BadEnvelope)). `hook` is the
+/// hook's export name.
+#[cold]
+pub fn hook_error(codec: &Codec, bytes: &[u8], hook: &'static str) -> Error {
+    let envelope = match codec.decode(bytes) {
+        Ok(envelope) => envelope,
+        Err(e) => return Error::bad_envelope("lifecycle hook error envelope", e),
+    };
+    if !envelope.is_error() {
+        return Error::abi(crate::AbiViolation::HookResult { hook });
+    }
+    let mut scratch = Vec::new();
+    guest_error(envelope.payload(&mut scratch))
 }
 
 /// Verifies a host function's request envelope (`bytes`, the request region) and hands
@@ -323,5 +344,39 @@ mod tests {
         let mut region = vec![0u8; response_len(5).unwrap() as usize];
         write_bytes_response(&mut region, b"bytes").unwrap();
         assert_eq!(read_to_vec(&codec(), &region).unwrap(), b"bytes");
+    }
+
+    /// A hook's result is an error envelope: anything else is an ABI violation.
+    #[test]
+    fn hook_errors() {
+        let e = HostError::new(ErrorCode::from(1500), "cannot start");
+        let mut region = vec![0u8; error_response_len(&e).unwrap() as usize];
+        write_error_response(&mut region, &e).unwrap();
+        let e = hook_error(&codec(), &region, "__membrane_start");
+        assert!(
+            matches!(e.kind(), ErrorKind::Guest { code, message } if *code == ErrorCode::from(1500) && message == "cannot start"),
+            "{e}"
+        );
+        let mut region = vec![0u8; 64];
+        let n = write_input(&codec(), &mut region, b"fine").unwrap() as usize;
+        let e = hook_error(&codec(), &region[..n], "__membrane_stop");
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Abi(crate::AbiViolation::HookResult {
+                    hook: "__membrane_stop"
+                })
+            ),
+            "{e}"
+        );
+        region[n - 1] ^= 1;
+        let e = hook_error(&codec(), &region[..n], "__membrane_stop");
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Abi(crate::AbiViolation::BadEnvelope { .. })
+            ),
+            "{e}"
+        );
     }
 }

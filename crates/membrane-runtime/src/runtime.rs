@@ -2,6 +2,7 @@
 //! called by `(module, function)`, added, hot-swapped and removed while calls run.
 //! Knows no executor: modules come in as [`RuntimeModule`]s.
 
+mod lifecycle;
 mod pool;
 mod route;
 mod spec;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{ContentHash, GuestInstance, Instantiator, RuntimeModule};
 
+use lifecycle::Starting;
 use pool::Pool;
 pub use route::{CallContext, CallableId, Router, RuntimeLink, routed_error};
 use route::{CallableFn, Callables};
@@ -38,6 +40,12 @@ use spec::{Stats, validate_name};
 /// (a `Persistent` module's guest state is lost with it). No lock is held while guest
 /// code runs: each call runs on an instance it has to itself (`docs/runtime.md`, "The
 /// locking rule").
+///
+/// A module's lifecycle hooks run on every instance the runtime makes (start, before
+/// the instance serves a call) and drops (stop: module removed or swapped out, runtime
+/// dropped, after each call of a `FreshPerCall` module; not for a poisoned instance).
+/// A failed stop is logged (`tracing`) and counted in `ModuleCounters::hook_failures`
+/// (`docs/runtime.md`, "Lifecycle").
 ///
 /// ```
 /// use membrane_runtime::{ErrorKind, Runtime, RuntimeConfig};
@@ -69,7 +77,8 @@ struct Version {
     hash: ContentHash,
     functions: Vec<String>,
     spec: ModuleSpec,
-    instantiator: Box<dyn Instantiator>,
+    /// Makes started instances.
+    instantiator: Starting,
     /// `None` for `FreshPerCall`.
     pool: Option<Pool>,
     /// Shared by every version of the module.
@@ -77,8 +86,9 @@ struct Version {
 }
 
 impl Version {
-    /// Links `module` under `spec` and makes one instance, so that a module that cannot
-    /// be instantiated is refused now rather than at its first call.
+    /// Links `module` under `spec` and makes one instance (started), so that a module
+    /// that cannot be instantiated or started is refused now rather than at its first
+    /// call. A pool keeps it; a fresh-per-call module stops it at once.
     fn new(
         name: &str,
         module: &dyn RuntimeModule,
@@ -87,13 +97,19 @@ impl Version {
         link: &RuntimeLink,
     ) -> Result<Version> {
         let max = spec.max_instances(name)?;
-        let instantiator = module.limited(&spec.limits, link)?;
+        let instantiator = Starting::new(module.limited(&spec.limits, link)?, stats.clone());
         let first = instantiator.instantiate()?;
-        let pool = max.map(|max| {
-            let pool = Pool::new(max);
-            pool.put(first);
-            pool
-        });
+        let pool = match max {
+            Some(max) => {
+                let pool = Pool::new(max);
+                pool.put(first);
+                Some(pool)
+            }
+            None => {
+                lifecycle::stop(first, name, &stats);
+                None
+            }
+        };
         Ok(Version {
             name: name.to_string(),
             hash: module.content_hash(),
@@ -106,7 +122,8 @@ impl Version {
     }
 
     /// Runs `call` on an instance of this version for the request `request`: one lent
-    /// by its pool (waiting for one at most `wait`), or a fresh one.
+    /// by its pool (waiting for one at most `wait`), or a fresh one (started before the
+    /// call, stopped after it).
     fn on_instance<R>(
         &self,
         request: u64,
@@ -115,10 +132,15 @@ impl Version {
     ) -> Result<R> {
         match &self.pool {
             Some(pool) => {
-                let mut lease = pool.acquire(&*self.instantiator, wait, &self.name, request)?;
+                let mut lease = pool.acquire(&self.instantiator, wait, &self.name, request)?;
                 call(lease.instance()?)
             }
-            None => call(&mut *self.instantiator.instantiate()?),
+            None => {
+                let mut instance = self.instantiator.instantiate()?;
+                let result = call(&mut *instance);
+                lifecycle::stop(instance, &self.name, &self.stats);
+                result
+            }
         }
     }
 
@@ -130,6 +152,21 @@ impl Version {
             policy: self.spec.policy,
             limits: self.spec.limits,
             counters: self.stats.snapshot(),
+        }
+    }
+}
+
+/// A version goes when the module is removed or swapped out, or the runtime dropped,
+/// and the last call that held it has ended: its instances are all idle then, and each
+/// is stopped. A version is dropped only outside every lock (after the module map's
+/// lock is released, or by the call that held it last), so the stop hooks run outside
+/// them too.
+impl Drop for Version {
+    fn drop(&mut self) {
+        if let Some(pool) = &mut self.pool {
+            for instance in pool.take_idle() {
+                lifecycle::stop(instance, &self.name, &self.stats);
+            }
         }
     }
 }
@@ -184,9 +221,10 @@ impl Runtime {
     /// ([`ErrorKind::DuplicateModule`]). The spec's limits must be enforceable by the
     /// executor ([`ErrorKind::Config`]: a timeout on an engine without one, fuel on an
     /// engine without metering), a pool must allow an instance
-    /// ([`ErrorKind::InvalidSpec`]), and one instance is made now: a module that cannot
-    /// be instantiated is refused with that error. A `Persistent` or `Pooled` module
-    /// keeps that instance for its first call.
+    /// ([`ErrorKind::InvalidSpec`]), and one instance is made and started now: a module
+    /// that cannot be instantiated, or whose start hook fails, is refused with that
+    /// error (the guest's own as [`ErrorKind::Guest`]). A `Persistent` or `Pooled`
+    /// module keeps that instance for its first call; a `FreshPerCall` module stops it.
     pub fn add(
         &self,
         name: &str,
@@ -197,25 +235,37 @@ impl Runtime {
         if self.read().contains_key(name) {
             return Err(duplicate_module(name));
         }
-        // Linked and instantiated outside the lock: instantiation runs guest code.
+        // Linked, instantiated and started outside the lock: that runs guest code.
         let link = RuntimeLink::new(name, self);
         let version = Version::new(name, &module, spec, Arc::default(), &link)?;
-        match self.write().entry(name.to_string()) {
-            std::collections::btree_map::Entry::Occupied(_) => Err(duplicate_module(name)),
+        let mut modules = self.write();
+        let refused = match modules.entry(name.to_string()) {
+            std::collections::btree_map::Entry::Occupied(_) => Some(version),
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(Arc::new(version));
-                Ok(())
+                None
+            }
+        };
+        drop(modules);
+        match refused {
+            None => Ok(()),
+            // Added meanwhile by another thread; this version (its instance stopped) is
+            // dropped outside the lock.
+            Some(version) => {
+                drop(version);
+                Err(duplicate_module(name))
             }
         }
     }
 
     /// Swaps the module `name` for a new version, with the same spec and counters.
     ///
-    /// The new version is linked and one instance of it made first (a failure leaves
-    /// the old version in place). Then, atomically for callers: calls that already
-    /// started finish on the old version (its instances are dropped when the last of
-    /// them ends), and every call that starts after `replace` returns runs on the new
-    /// one. No call is dropped or failed by the swap.
+    /// The new version is linked and one instance of it made and started first (a
+    /// failure, a failed start hook included, leaves the old version in place). Then,
+    /// atomically for callers: calls that already started finish on the old version
+    /// (its instances are stopped and dropped when the last of them ends, or before
+    /// `replace` returns if none runs), and every call that starts after `replace`
+    /// returns runs on the new one. No call is dropped or failed by the swap.
     pub fn replace(&self, name: &str, module: impl RuntimeModule + 'static) -> Result<()> {
         let old = self.current(name)?;
         let link = RuntimeLink::new(name, self);
@@ -237,7 +287,8 @@ impl Runtime {
 
     /// Removes the module `name`: calls that start after this returns fail with
     /// [`ErrorKind::UnknownModule`]; calls already running finish normally (the module's
-    /// instances are dropped when the last one ends). The name may be used again at once.
+    /// instances are stopped and dropped when the last one ends, or before `remove`
+    /// returns if none runs). The name may be used again at once.
     pub fn remove(&self, name: &str) -> Result<()> {
         // Dropped after the lock is released (with its idle instances, if no call
         // holds it).

@@ -23,14 +23,17 @@ pub const MEMORY_EXPORT: &str = "memory";
 /// reclaiming every envelope of the previous call.
 pub const ALLOC_EXPORT: &str = "__membrane_alloc";
 
-/// Reserved name of an optional lifecycle export `() -> u64` for starting a module
-/// (SPEC §8): returning 0, or a packed pointer/length of an error envelope. Not called
-/// by hosts of ABI version 1 (an `Instance` never calls it); like every `__` export it
-/// is never a callable guest function.
+/// The optional lifecycle export `() -> u64` that starts an instance (`docs/abi.md`
+/// §8): returns 0 on success, or the packed pointer/length ([`pack_ptr_len`]) of an
+/// error envelope in guest memory. A membrane runtime runs it on every instance it
+/// makes, before the instance serves a call; a host with a single instance calls it
+/// through `Instance::start`. Like every `__` export it is never a callable guest
+/// function.
 pub const START_EXPORT: &str = "__membrane_start";
 
-/// Reserved name of an optional lifecycle export `() -> u64` for stopping a module
-/// (SPEC §8), returning like [`START_EXPORT`]. Not called by hosts of ABI version 1.
+/// The optional lifecycle export `() -> u64` that stops an instance (`docs/abi.md` §8),
+/// returning like [`START_EXPORT`]. A membrane runtime runs it on every started
+/// instance it drops, unless a failure poisoned it.
 pub const STOP_EXPORT: &str = "__membrane_stop";
 
 /// Export names starting with this prefix are reserved for the ABI and are never

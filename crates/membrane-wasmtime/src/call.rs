@@ -110,7 +110,7 @@ fn call_at_depth<T: 'static, R>(
 /// the input envelope (its `reset` argument, `docs/abi.md` §2).
 #[derive(Clone, Copy)]
 #[repr(u32)]
-enum Arena {
+pub(crate) enum Arena {
     /// Reclaim every envelope of the previous call: a top-level call.
     Reset = 1,
     /// Keep them: a nested call, whose callers' envelopes are still in use.

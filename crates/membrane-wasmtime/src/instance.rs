@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use wasmtime::{Linker, Store, UpdateDeadline};
 
+use membrane_runtime::executor::Hook;
 use membrane_runtime::{
     AbiViolation, CallContext, Error, ErrorKind, LimitKind, LimitOverrides, Result, RuntimeLink,
 };
@@ -280,7 +281,9 @@ impl<T: Send + 'static> InstancePre<T> {
     }
 
     /// Calls `name` in a fresh instance made for this call only, then drops it: no
-    /// state survives between calls, and a failing call cannot affect the next.
+    /// state survives between calls, and a failing call cannot affect the next. Runs no
+    /// lifecycle hook (a `Runtime`'s `FreshPerCall` module runs start and stop around
+    /// each call).
     pub fn call_fresh_raw(&self, state: T, name: &str, input: &[u8]) -> Result<Vec<u8>> {
         self.instantiate(state)?.call_raw(name, input)
     }
@@ -304,6 +307,9 @@ impl<T: Send + 'static> InstancePre<T> {
 /// *poisoned*: every later call fails with [`ErrorKind::Poisoned`] until
 /// [`Instance::reset`] replaces it with a fresh one. A guest error (an error envelope)
 /// does not poison.
+///
+/// A module's lifecycle hooks run only when the host asks: [`Instance::start`] and
+/// [`Instance::stop`].
 pub struct Instance<T: 'static> {
     store: Store<StoreData<T>>,
     handles: Arc<Handles>,
@@ -373,6 +379,21 @@ impl<T: Send + 'static> Instance<T> {
         input: &[u8],
         read: impl FnOnce(&Codec, &[u8]) -> Result<R>,
     ) -> Result<R> {
+        self.top_level(deadline, |store, handles| {
+            call_top_level(store, handles, depth, name, input, read)
+        })
+    }
+
+    /// Runs guest code at the top level: refused on a poisoned instance or a thread
+    /// short of stack, armed (fuel, deadline, brought forward to `deadline`) before
+    /// `run` and disarmed after; an error that poisons poisons the instance.
+    // Always inlined: it is the frame of every call, and `run` is one closure.
+    #[inline(always)]
+    fn top_level<R>(
+        &mut self,
+        deadline: Option<std::time::Instant>,
+        run: impl FnOnce(&mut Store<StoreData<T>>, &Handles) -> Result<R>,
+    ) -> Result<R> {
         if let Some(reason) = &self.poisoned {
             return Err(ErrorKind::Poisoned {
                 reason: reason.clone(),
@@ -384,7 +405,7 @@ impl<T: Send + 'static> Instance<T> {
         if let Some(deadline) = deadline {
             self.store.data_mut().timer.cap(deadline);
         }
-        let result = call_top_level(&mut self.store, &self.handles, depth, name, input, read);
+        let result = run(&mut self.store, &self.handles);
         self.store.data_mut().timer.end();
         if let Err(e) = &result
             && e.poisons()
@@ -392,6 +413,35 @@ impl<T: Send + 'static> Instance<T> {
             self.poisoned = Some(e.to_string());
         }
         result
+    }
+
+    /// Runs the module's start hook, `__membrane_start` (`docs/abi.md` §8), if it
+    /// exports one; `Ok(())` if not.
+    ///
+    /// An `Instance` never runs a hook by itself: a host that uses instances directly
+    /// calls `start` once on each new instance (after [`InstancePre::instantiate`] or
+    /// [`Instance::reset`]) before its first call, and [`Instance::stop`] before
+    /// dropping it; a [`Runtime`](membrane_runtime::Runtime) does both for its modules.
+    ///
+    /// The hook runs as a top-level call: the per-call arena reset, the instance's fuel
+    /// and timeout, cancellable through [`Instance::cancel_handle`]. Its error is the
+    /// guest's ([`ErrorKind::Guest`], the instance stays usable); a trap, a panic, an ABI
+    /// violation or a limit poisons the instance as a call's would, and a poisoned
+    /// instance refuses to run it ([`ErrorKind::Poisoned`]).
+    pub fn start(&mut self) -> Result<()> {
+        self.run_hook(Hook::Start)
+    }
+
+    /// Runs the module's stop hook, `__membrane_stop` (`docs/abi.md` §8), if it exports
+    /// one; `Ok(())` if not. Like [`Instance::start`]: a top-level call, never run by an
+    /// `Instance` by itself.
+    pub fn stop(&mut self) -> Result<()> {
+        self.run_hook(Hook::Stop)
+    }
+
+    /// Runs `hook` as a top-level call.
+    pub(crate) fn run_hook(&mut self, hook: Hook) -> Result<()> {
+        self.top_level(None, |store, handles| crate::hook::run_hook(store, handles, hook))
     }
 
     /// Calls the guest function `name` with a serde value and deserializes its output
@@ -454,7 +504,9 @@ impl<T: Send + 'static> Instance<T> {
     /// Replaces this instance with a fresh instance of `pre`, keeping the host state
     /// (guest state is lost), the per-call fuel and timeout it was made with, and the
     /// cancel handle: a [`CancelHandle`] taken before the reset cancels the new
-    /// instance's calls. Clears poisoning.
+    /// instance's calls. Clears poisoning. Runs no lifecycle hook: call
+    /// [`Instance::start`] on the new instance (and [`Instance::stop`] on the old one
+    /// first, if it is healthy).
     ///
     /// The old instance is dropped only once the new one exists: if instantiation fails
     /// (its start function traps, or the pooling allocator has no free slot), the

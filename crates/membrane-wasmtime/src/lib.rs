@@ -15,9 +15,9 @@
 //!
 //! Layers point one way: `signature`, `trap`, `resources`, `native_stack` and `clock` at
 //! the bottom; `config`, `cache` and `engine`; `module` (which adds [`Engine::load`]);
-//! `store`; `call` (the call path); `host_fn`; `instance` (which adds
-//! [`Module::prepare`]); `seam` (`membrane-runtime`'s executor traits, implemented by
-//! the types above).
+//! `store`; `call` (the call path) and `hook` (lifecycle hooks); `host_fn`; `instance`
+//! (which adds [`Module::prepare`]); `seam` (`membrane-runtime`'s executor traits,
+//! implemented by the types above).
 //!
 //! # Example
 //!
@@ -44,6 +44,7 @@ mod call;
 mod clock;
 mod config;
 mod engine;
+mod hook;
 mod host_fn;
 mod instance;
 mod module;

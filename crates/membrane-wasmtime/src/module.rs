@@ -7,11 +7,12 @@ use std::sync::Arc;
 use membrane_runtime::{AbiViolation, Error, Result};
 use membrane_types::{
     ABI_VERSION, ABI_VERSION_EXPORT_PREFIX, ALLOC_EXPORT, MEMORY_EXPORT, RESERVED_EXPORT_PREFIX,
+    START_EXPORT, STOP_EXPORT,
 };
 use wasmtime::ExternType;
 
 use crate::engine::Engine;
-use membrane_runtime::imports::{ALLOC, GUEST_FUNCTION};
+use membrane_runtime::imports::{ALLOC, GUEST_FUNCTION, HOOK};
 
 use crate::signature::{describe, has_signature};
 
@@ -67,9 +68,9 @@ fn declared_abi_version(module: &wasmtime::Module) -> Result<u32> {
 }
 
 /// The ABI check of a compiled module (`docs/abi.md`): its ABI version, its memory and
-/// allocation exports (memories and tables were checked before compiling, in
-/// `resources.rs`). The engine has the module cache run it before keeping a module,
-/// and [`Module::new`] runs it again.
+/// allocation exports, and the type of its lifecycle hooks if it has them (memories and
+/// tables were checked before compiling, in `resources.rs`). The engine has the module
+/// cache run it before keeping a module, and [`Module::new`] runs it again.
 pub(crate) fn check_abi(module: &wasmtime::Module) -> Result<()> {
     let version = declared_abi_version(module)?;
     if version != ABI_VERSION {
@@ -106,6 +107,20 @@ pub(crate) fn check_abi(module: &wasmtime::Module) -> Result<()> {
             return Err(Error::abi(AbiViolation::MissingExport {
                 name: ALLOC_EXPORT.into(),
             }));
+        }
+    }
+    // The lifecycle hooks are optional; present, they must have the hook's type.
+    for hook in [START_EXPORT, STOP_EXPORT] {
+        match module.get_export(hook) {
+            None => {}
+            Some(ExternType::Func(f)) if has_signature(&f, &HOOK) => {}
+            Some(other) => {
+                return Err(Error::abi(AbiViolation::WrongExportType {
+                    name: hook.into(),
+                    expected: HOOK.text,
+                    found: describe(&other),
+                }));
+            }
         }
     }
     Ok(())

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use membrane_runtime::executor::{
-    Canceller, ContentHash, Executor, GuestInstance, Instantiator, LimitOverrides, LoadedModule,
-    RuntimeModule,
+    Canceller, ContentHash, Executor, GuestInstance, Hook, Instantiator, LimitOverrides,
+    LoadedModule, RuntimeModule,
 };
 use membrane_runtime::protocol::{read_in_place, read_to_vec};
 use membrane_runtime::{CallContext, Result, RuntimeLink};
@@ -152,6 +152,10 @@ impl<T: Send + 'static> GuestInstance for Instance<T> {
         self.call_in_context(ctx, name, input, read_to_vec)
     }
 
+    fn run_hook(&mut self, hook: Hook) -> Result<()> {
+        Instance::run_hook(self, hook)
+    }
+
     fn canceller(&self) -> Box<dyn Canceller> {
         Box::new(self.cancel_handle())
     }
@@ -192,6 +196,8 @@ mod tests {
         let module = engine.load(&wat::parse_str(ECHO).unwrap()).unwrap();
         assert_eq!(module.function_names(), ["echo", "boom", "loop"]);
         let mut instance = module.link().unwrap().instantiate().unwrap();
+        // No hooks: nothing to run.
+        instance.run_hook(Hook::Start).unwrap();
         let mut seen = Vec::new();
         instance
             .call_envelope(CallContext::host(1), "echo", b"hello", &mut |out| {

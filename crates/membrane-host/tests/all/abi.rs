@@ -88,6 +88,44 @@ fn wrongly_typed_exports_are_refused() {
     );
 }
 
+/// The lifecycle hooks are optional; present, they are `() -> i64` functions, or the
+/// module is refused at load naming the hook.
+#[test]
+fn lifecycle_hooks_are_type_checked_at_load() {
+    let base = format!("{MEMORY} {ALLOC} {V1}");
+    load(&format!(
+        r#"{base} (func (export "__membrane_start") (result i64) i64.const 0)
+        (func (export "__membrane_stop") (result i64) i64.const 0)"#
+    ))
+    .unwrap();
+    for (hook, item, found) in [
+        (
+            "__membrane_start",
+            r#"(func (export "__membrane_start") (result i32) i32.const 0)"#,
+            "(type (func (result i32)))",
+        ),
+        (
+            "__membrane_stop",
+            r#"(func (export "__membrane_stop") (param i32 i32) (result i64) i64.const 0)"#,
+            "(type (func (param i32 i32) (result i64)))",
+        ),
+        (
+            "__membrane_start",
+            r#"(global (export "__membrane_start") i64 (i64.const 0))"#,
+            "global i64",
+        ),
+    ] {
+        check(
+            &format!("{base} {item}"),
+            AbiViolation::WrongExportType {
+                name: hook.into(),
+                expected: "(func (result i64))",
+                found: found.into(),
+            },
+        );
+    }
+}
+
 #[test]
 fn invalid_wasm_is_an_invalid_module() {
     let err = engine().load(b"\0asm\x01\0\0\0garbage").unwrap_err();

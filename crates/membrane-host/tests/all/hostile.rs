@@ -144,6 +144,10 @@ enum Action {
     Instantiate,
     /// Instantiation works, calling this function fails and poisons the instance.
     Call(&'static str),
+    /// Instantiation works, `Instance::start` (the start hook) fails and poisons it.
+    Start,
+    /// Instantiation works, `Instance::stop` (the stop hook) fails and poisons it.
+    Stop,
 }
 
 /// The expected error kind: a label (as written in `docs/security.md`) and a matcher.
@@ -323,6 +327,19 @@ fn starts(imports: &str, code: &str) -> Source {
         &format!(
             r#"(func $start {code})
   (start $start)
+  (func (export "run") (param i32 i32) (result i64) (i64.const 0))"#
+        ),
+    )
+}
+
+/// A module whose lifecycle hook `hook` (`__membrane_start` or `__membrane_stop`) runs
+/// `code`, which leaves the hook's `i64` result, with `segments` in memory.
+fn hooks(hook: &str, segments: &str, code: &str) -> Source {
+    module(
+        "",
+        &format!(
+            r#"{segments}
+  (func (export "{hook}") (result i64) {code})
   (func (export "run") (param i32 i32) (result i64) (i64.const 0))"#
         ),
     )
@@ -1191,6 +1208,96 @@ fn cases() -> Vec<Case> {
             Action::Instantiate,
             kind!("Panic", ErrorKind::Panic { .. }),
         ),
+        // --- Lifecycle hooks (`docs/abi.md` §8) -------------------------------------------
+        case(
+            "start_hook_error_outside_memory",
+            hooks("__membrane_start", "", &format!("(i64.const {})", packed(MEMORY_END - 4, 16))),
+            Action::Start,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "start_hook_returns_an_output_envelope",
+            hooks("__membrane_start", &ok, &format!("(i64.const {ok_packed})")),
+            Action::Start,
+            kind!(
+                "Abi(HookResult)",
+                ErrorKind::Abi(AbiViolation::HookResult { hook: "__membrane_start" })
+            ),
+        ),
+        case(
+            "start_hook_error_payload_too_short",
+            hooks(
+                "__membrane_start",
+                &data(16, &envelope(Flags::ERROR.bits(), b"\x01\x02")),
+                &format!("(i64.const {})", packed(16, HEADER_LEN as u32 + 2)),
+            ),
+            Action::Start,
+            kind!(
+                "Abi(BadEnvelope(MalformedErrorPayload))",
+                ErrorKind::Abi(AbiViolation::BadEnvelope {
+                    error: DecodeError::MalformedErrorPayload,
+                    ..
+                })
+            ),
+        ),
+        case(
+            "stop_hook_error_bad_checksum",
+            hooks(
+                "__membrane_stop",
+                &data(16, &{
+                    let mut bytes = envelope(Flags::ERROR.bits(), b"\xe8\x03\0\0no");
+                    bytes[HEADER_LEN + 4] ^= 1;
+                    bytes
+                }),
+                &format!("(i64.const {})", packed(16, HEADER_LEN as u32 + 6)),
+            ),
+            Action::Stop,
+            kind!(
+                "Abi(BadEnvelope(ChecksumMismatch))",
+                ErrorKind::Abi(AbiViolation::BadEnvelope {
+                    error: DecodeError::ChecksumMismatch { .. },
+                    ..
+                })
+            ),
+        ),
+        case(
+            "start_hook_loops_forever_metered",
+            hooks("__membrane_start", "", "(loop $l (br $l)) (i64.const 0)"),
+            Action::Start,
+            kind!("Trap(OutOfFuel)", ErrorKind::Trap(TrapKind::OutOfFuel)),
+        ),
+        timed(case(
+            "stop_hook_loops_forever_timed",
+            hooks("__membrane_stop", "", "(loop $l (br $l)) (i64.const 0)"),
+            Action::Stop,
+            kind!("Trap(Timeout)", ErrorKind::Trap(TrapKind::Timeout)),
+        )),
+        case(
+            "stop_hook_traps",
+            hooks("__membrane_stop", "", "(unreachable)"),
+            Action::Stop,
+            kind!("Trap(Unreachable)", ErrorKind::Trap(TrapKind::Unreachable)),
+        ),
+        case(
+            "stop_hook_takes_a_parameter",
+            hooks("__membrane_start", "", "(i64.const 0)").with_segment(
+                r#"(func (export "__membrane_stop") (param i32) (result i64) (i64.const 0))"#,
+            ),
+            Action::Load,
+            kind!(
+                "Abi(WrongExportType)",
+                ErrorKind::Abi(AbiViolation::WrongExportType { name, .. }) if name == "__membrane_stop"
+            ),
+        ),
+        case(
+            "stop_hook_is_a_global",
+            module("", r#"(global (export "__membrane_stop") i64 (i64.const 0))"#),
+            Action::Load,
+            kind!(
+                "Abi(WrongExportType)",
+                ErrorKind::Abi(AbiViolation::WrongExportType { name, .. }) if name == "__membrane_stop"
+            ),
+        ),
         case(
             "initial_memory_over_limit",
             exports(&format!(
@@ -1500,9 +1607,13 @@ fn cases() -> Vec<Case> {
 
 /// What a case ended with.
 enum Outcome {
-    /// The step failed with this error; for a call, the instance is kept to check it
-    /// is poisoned, with what the same call answered through `call_with`.
-    Failed(Error, Option<(Instance<()>, membrane_host::Result<usize>)>),
+    /// The step failed with this error; for a call or a hook, the instance is kept to
+    /// check it is poisoned, for a call with what the same call answered through
+    /// `call_with`.
+    Failed(
+        Error,
+        Option<(Instance<()>, Option<membrane_host::Result<usize>>)>,
+    ),
     /// The step that should fail worked.
     Succeeded(String),
 }
@@ -1527,8 +1638,15 @@ fn run(case: &Case, wasm: &[u8], setup: &Setup) -> Outcome {
         Ok(instance) => instance,
         Err(e) => return Outcome::Failed(e, None),
     };
-    let Action::Call(name) = case.action else {
-        return Outcome::Succeeded("instantiate".into());
+    let name = match case.action {
+        Action::Call(name) => name,
+        Action::Start | Action::Stop => {
+            return match step(&mut instance, case.action) {
+                Ok(()) => Outcome::Succeeded(format!("{:?}", case.action)),
+                Err(e) => Outcome::Failed(e, Some((instance, None))),
+            };
+        }
+        _ => return Outcome::Succeeded("instantiate".into()),
     };
     match instance.call_raw(name, b"hostile input") {
         Ok(out) => Outcome::Succeeded(format!("call_raw answered {out:?}")),
@@ -1538,8 +1656,18 @@ fn run(case: &Case, wasm: &[u8], setup: &Setup) -> Outcome {
             let in_place = pre
                 .instantiate(())
                 .and_then(|mut fresh| fresh.call_with(name, b"hostile input", <[u8]>::len));
-            Outcome::Failed(e, Some((instance, in_place)))
+            Outcome::Failed(e, Some((instance, Some(in_place))))
         }
+    }
+}
+
+/// The step of a case that runs guest code in an instance: a call or a hook.
+fn step(instance: &mut Instance<()>, action: Action) -> membrane_host::Result<()> {
+    match action {
+        Action::Call(name) => instance.call_raw(name, b"again").map(drop),
+        Action::Start => instance.start(),
+        Action::Stop => instance.stop(),
+        Action::Load | Action::Prepare | Action::Instantiate => Ok(()),
     }
 }
 
@@ -1567,7 +1695,7 @@ fn check(case: &Case) -> Result<(), String> {
         }
     };
     let stage_ok = match (case.action, instance.is_some()) {
-        (Action::Call(_), has) => has,
+        (Action::Call(_) | Action::Start | Action::Stop, has) => has,
         (_, has) => !has,
     };
     if !stage_ok {
@@ -1579,10 +1707,13 @@ fn check(case: &Case) -> Result<(), String> {
     if !(case.expect.matches)(error.kind()) {
         return Err(format!("expected {}, got {error:?}", case.expect.label));
     }
-    if let (Some((mut instance, in_place)), Action::Call(name)) = (instance, case.action) {
+    if let Some((mut instance, in_place)) = instance {
         match in_place {
-            Err(e) if (case.expect.matches)(e.kind()) => {}
-            other => return Err(format!("call_with answered {other:?}, call_raw {error:?}")),
+            None => {}
+            Some(Err(e)) if (case.expect.matches)(e.kind()) => {}
+            Some(other) => {
+                return Err(format!("call_with answered {other:?}, call_raw {error:?}"));
+            }
         }
         if instance.is_poisoned() != case.poisons {
             return Err(format!(
@@ -1590,7 +1721,7 @@ fn check(case: &Case) -> Result<(), String> {
                 if case.poisons { "not " } else { "" }
             ));
         }
-        let again = catch_unwind(AssertUnwindSafe(|| instance.call_raw(name, b"again")))
+        let again = catch_unwind(AssertUnwindSafe(|| step(&mut instance, case.action)))
             .map_err(|_| "the host panicked on the second call".to_string())?;
         match again {
             Err(e) if case.poisons && matches!(e.kind(), ErrorKind::Poisoned { .. }) => {}
@@ -1669,6 +1800,8 @@ fn docs_security_md_lists_every_case_with_its_kind() {
                 Action::Instantiate => "instantiate",
                 Action::Call(_) if c.poisons => "call",
                 Action::Call(_) => "call (not poisoned)",
+                Action::Start => "start hook",
+                Action::Stop => "stop hook",
             };
             (
                 c.name.to_string(),

@@ -8,6 +8,7 @@ mod calls;
 mod checksums;
 mod host_fns;
 mod hostile;
+mod lifecycle;
 mod limits;
 mod routing;
 mod runtime;

@@ -4,8 +4,9 @@
 //!
 //! The locking rule of the runtime lives here: the pool's mutex is held only to take an
 //! idle instance, count one in or out, or put one back; never while guest code runs
-//! (calls and instantiations, whose start function is guest code, run on an instance
-//! the call owns alone, outside every lock) and never while an instance is dropped.
+//! (calls, instantiations, whose start function is guest code, and lifecycle hooks run
+//! on an instance the call owns alone, outside every lock) and never while an instance
+//! is dropped.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -161,6 +162,15 @@ impl PoolState {
 }
 
 impl Pool {
+    /// Takes every idle instance out: for the version that owns the pool to stop them
+    /// when it goes (no instance is lent then: each lease borrows the pool). Takes no
+    /// lock (`&mut self`).
+    pub(crate) fn take_idle(&mut self) -> Vec<Box<dyn GuestInstance>> {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        state.live = state.live.saturating_sub(state.idle.len());
+        std::mem::take(&mut state.idle)
+    }
+
     /// How many instances exist (idle or lent).
     #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
@@ -169,8 +179,8 @@ impl Pool {
 }
 
 /// An instance lent to one call. Dropping it puts the instance back into its pool, or,
-/// if it is poisoned (or the call panicked), drops it so that the next call gets a
-/// fresh one.
+/// if it is poisoned (or the call panicked), drops it, without its stop hook, so that
+/// the next call gets a fresh one.
 pub(crate) struct Lease<'p> {
     pool: &'p Pool,
     instance: Option<Box<dyn GuestInstance>>,
@@ -236,6 +246,10 @@ mod tests {
                 return Err(ErrorKind::Trap(crate::TrapKind::Unreachable).into());
             }
             read(input);
+            Ok(())
+        }
+
+        fn run_hook(&mut self, _hook: crate::executor::Hook) -> Result<()> {
             Ok(())
         }
 

@@ -158,8 +158,9 @@ pub struct ModuleInfo {
 
 /// Counters of one module's calls. Every call of a function the module exports is
 /// counted once in `calls` when it ends, and once in exactly one of the other counters
-/// but `in_flight`: `calls == ok + guest_errors + traps + limits_hit + busy + other_errors`
-/// once no call runs.
+/// but `in_flight` and `hook_failures`:
+/// `calls == ok + guest_errors + traps + limits_hit + busy + other_errors` once no call
+/// runs. Lifecycle hooks are not calls: `hook_failures` counts them apart.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ModuleCounters {
@@ -185,6 +186,11 @@ pub struct ModuleCounters {
     pub in_flight: u64,
     /// The message of the last failed call.
     pub last_error: Option<String>,
+    /// Lifecycle hooks of the module's instances that failed (`docs/runtime.md`,
+    /// "Lifecycle"): stop hooks (logged, nothing else reports them), and start hooks,
+    /// whose error also refused a `replace` or failed the call the instance was made
+    /// for (that call is counted as failed too). Not a call: in no sum above.
+    pub hook_failures: u64,
 }
 
 /// The live counters behind [`ModuleCounters`], shared by the versions of a module.
@@ -199,6 +205,7 @@ pub(crate) struct Stats {
     other_errors: AtomicU64,
     in_flight: AtomicU64,
     last_error: Mutex<Option<String>>,
+    hook_failures: AtomicU64,
 }
 
 impl Stats {
@@ -223,6 +230,12 @@ impl Stats {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts a lifecycle hook that failed.
+    #[cold]
+    pub(crate) fn hook_failed(&self) {
+        self.hook_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records the last error; returns the counter of its kind.
@@ -267,6 +280,7 @@ impl Stats {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            hook_failures: get(&self.hook_failures),
         }
     }
 }
@@ -372,12 +386,14 @@ mod tests {
             stats.begin();
             stats.end(r);
         }
+        // A hook is not a call.
+        stats.hook_failed();
         let c = stats.snapshot();
         assert_eq!(
             (c.calls, c.ok, c.guest_errors, c.traps, c.limits_hit, c.busy),
             (9, 1, 1, 2, 3, 1)
         );
-        assert_eq!((c.other_errors, c.in_flight), (1, 0));
+        assert_eq!((c.other_errors, c.in_flight, c.hook_failures), (1, 0, 1));
         assert_eq!(c.last_error.as_deref(), Some("host failure: last"));
     }
 }

@@ -1,42 +1,95 @@
 //! The runtime over a fake executor: names, policies, swaps, removal and counters
 //! without wasm (the real guests are exercised by `membrane-host`'s tests).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use super::*;
 use crate::TrapKind;
-use crate::executor::{Canceller, GuestInstance, LimitOverrides};
+use crate::executor::{Canceller, GuestInstance, Hook, LimitOverrides};
 
 /// A module whose instances answer `tag` with the module's tag, `count` with how many
-/// calls the instance served, `trap` by trapping (and poisoning themselves) and
-/// `fail` with a guest error.
+/// calls the instance served, `trap` by trapping (and poisoning themselves), `fail`
+/// with a guest error and `wait` by meeting the test twice at the hooks' gate (once
+/// inside the call, once to be let go). An instance refuses calls until it started.
 struct FakeModule {
     tag: &'static [u8],
     made: Arc<AtomicUsize>,
     refuse_timeout: bool,
+    hooks: Arc<Hooks>,
 }
 
 impl FakeModule {
     fn new(tag: &'static [u8]) -> FakeModule {
+        FakeModule::with_hooks(tag, Hooks::new())
+    }
+
+    fn with_hooks(tag: &'static [u8], hooks: Hooks) -> FakeModule {
         FakeModule {
             tag,
             made: Arc::default(),
             refuse_timeout: false,
+            hooks: Arc::new(hooks),
         }
+    }
+}
+
+/// What a fake module's lifecycle hooks do, and what they did; shared by its
+/// instances.
+struct Hooks {
+    /// Start hooks that succeeded.
+    started: AtomicUsize,
+    /// Stop hooks that ran (failed or not).
+    stopped: AtomicUsize,
+    /// Start hooks fail once this many succeeded.
+    fail_start_after: Option<usize>,
+    /// Stop hooks fail.
+    fail_stop: bool,
+    /// Run by every stop hook.
+    on_stop: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Where `wait` calls meet the test.
+    gate: Barrier,
+}
+
+impl Hooks {
+    fn new() -> Hooks {
+        Hooks::gated(2)
+    }
+
+    /// Hooks whose gate lets `n - 1` calls of `wait` and the test meet.
+    fn gated(n: usize) -> Hooks {
+        Hooks {
+            started: AtomicUsize::new(0),
+            stopped: AtomicUsize::new(0),
+            fail_start_after: None,
+            fail_stop: false,
+            on_stop: None,
+            gate: Barrier::new(n),
+        }
+    }
+
+    /// `(started, stopped)`.
+    fn counts(&self) -> (usize, usize) {
+        (
+            self.started.load(Ordering::SeqCst),
+            self.stopped.load(Ordering::SeqCst),
+        )
     }
 }
 
 struct FakeInstantiator {
     tag: &'static [u8],
     made: Arc<AtomicUsize>,
+    hooks: Arc<Hooks>,
 }
 
 struct FakeInstance {
     tag: &'static [u8],
     served: u8,
     poisoned: bool,
+    started: bool,
+    hooks: Arc<Hooks>,
 }
 
 struct NoCancel;
@@ -68,6 +121,7 @@ impl RuntimeModule for FakeModule {
         Ok(Box::new(FakeInstantiator {
             tag: self.tag,
             made: self.made.clone(),
+            hooks: self.hooks.clone(),
         }))
     }
 }
@@ -79,6 +133,8 @@ impl Instantiator for FakeInstantiator {
             tag: self.tag,
             served: 0,
             poisoned: false,
+            started: false,
+            hooks: self.hooks.clone(),
         }))
     }
 }
@@ -91,10 +147,18 @@ impl GuestInstance for FakeInstance {
         _input: &[u8],
         read: &mut dyn FnMut(&[u8]),
     ) -> Result<()> {
+        if !self.started {
+            return Err(Error::host("called before its start hook ran"));
+        }
         self.served += 1;
         match name {
             "tag" => read(self.tag),
             "count" => read(&[self.served]),
+            "wait" => {
+                self.hooks.gate.wait();
+                self.hooks.gate.wait();
+                read(self.tag);
+            }
             "trap" => {
                 self.poisoned = true;
                 return Err(ErrorKind::Trap(TrapKind::Unreachable).into());
@@ -113,6 +177,41 @@ impl GuestInstance for FakeInstance {
                     name: name.to_string(),
                 }
                 .into());
+            }
+        }
+        Ok(())
+    }
+
+    fn run_hook(&mut self, hook: Hook) -> Result<()> {
+        let hooks = &self.hooks;
+        match hook {
+            Hook::Start => {
+                if hooks
+                    .fail_start_after
+                    .is_some_and(|n| hooks.started.load(Ordering::SeqCst) >= n)
+                {
+                    return Err(ErrorKind::Guest {
+                        code: membrane_types::ErrorCode(1100),
+                        message: "cannot start".into(),
+                    }
+                    .into());
+                }
+                hooks.started.fetch_add(1, Ordering::SeqCst);
+                self.started = true;
+            }
+            Hook::Stop => {
+                assert!(self.started && !self.poisoned, "stopped wrongly");
+                hooks.stopped.fetch_add(1, Ordering::SeqCst);
+                if let Some(on_stop) = &hooks.on_stop {
+                    on_stop();
+                }
+                if hooks.fail_stop {
+                    return Err(ErrorKind::Guest {
+                        code: membrane_types::ErrorCode(1101),
+                        message: "cannot stop".into(),
+                    }
+                    .into());
+                }
             }
         }
         Ok(())
@@ -289,4 +388,280 @@ fn typed_calls() {
     // `tag` returns `a` (0x61), not a valid postcard `bool`.
     let e = rt.call::<_, bool>("m", "tag", &()).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Deserialize(_)), "{e}");
+}
+
+/// Start runs on every instance the runtime makes, before it serves a call: the first
+/// at `add`, then as many as each policy makes. Hooks are not calls.
+#[test]
+fn start_runs_on_every_instance_before_it_serves() {
+    let rt = runtime();
+    for (name, spec, started) in [
+        ("p", ModuleSpec::persistent(), 1),
+        // One at `add`, one per call.
+        ("f", ModuleSpec::fresh_per_call(), 4),
+    ] {
+        let module = FakeModule::new(b"a");
+        let hooks = module.hooks.clone();
+        rt.add(name, module, spec).unwrap();
+        assert_eq!(hooks.counts().0, 1, "{name}");
+        for _ in 0..3 {
+            // A fake instance refuses calls before it started.
+            assert_eq!(rt.call_raw(name, "tag", b"").unwrap(), b"a");
+        }
+        assert_eq!(hooks.counts().0, started, "{name}");
+        let c = rt.module(name).unwrap().counters;
+        assert_eq!((c.calls, c.ok, c.hook_failures), (3, 3, 0), "{name}");
+    }
+
+    // Two calls at once in a pool of two: the second instance is started too.
+    let module = FakeModule::with_hooks(b"a", Hooks::gated(3));
+    let hooks = module.hooks.clone();
+    rt.add("pool", module, ModuleSpec::pooled(2)).unwrap();
+    std::thread::scope(|s| {
+        let calls: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| rt.call_raw("pool", "wait", b"")))
+            .collect();
+        // Both calls are inside an instance at once.
+        hooks.gate.wait();
+        assert_eq!(hooks.counts(), (2, 0));
+        hooks.gate.wait();
+        for call in calls {
+            assert_eq!(call.join().unwrap().unwrap(), b"a");
+        }
+    });
+}
+
+/// A start that fails refuses `add` with the guest's error (no module is left) and
+/// `replace` (the old version keeps serving); an instance made later whose start
+/// fails fails its call, counted, and is dropped without stop.
+#[test]
+fn a_failed_start_refuses_the_module_or_fails_the_call() {
+    let rt = runtime();
+    let failing = |after| Hooks {
+        fail_start_after: Some(after),
+        ..Hooks::new()
+    };
+    let is_start_error = |e: &Error| {
+        matches!(e.kind(), ErrorKind::Guest { code, message }
+            if code.0 == 1100 && message == "cannot start")
+    };
+    let e = rt
+        .add(
+            "m",
+            FakeModule::with_hooks(b"a", failing(0)),
+            ModuleSpec::persistent(),
+        )
+        .unwrap_err();
+    assert!(is_start_error(&e), "{e}");
+    assert!(rt.module("m").is_none());
+
+    rt.add("m", FakeModule::new(b"a"), ModuleSpec::persistent())
+        .unwrap();
+    let e = rt
+        .replace("m", FakeModule::with_hooks(b"b", failing(0)))
+        .unwrap_err();
+    assert!(is_start_error(&e), "{e}");
+    assert_eq!(rt.call_raw("m", "tag", b"").unwrap(), b"a");
+    let c = rt.module("m").unwrap().counters;
+    assert_eq!((c.calls, c.ok, c.hook_failures), (1, 1, 1));
+
+    // The instance `add` makes starts; the one made for the first call does not.
+    let module = FakeModule::with_hooks(b"f", failing(1));
+    let hooks = module.hooks.clone();
+    rt.add("f", module, ModuleSpec::fresh_per_call()).unwrap();
+    let e = rt.call_raw("f", "tag", b"").unwrap_err();
+    assert!(is_start_error(&e), "{e}");
+    let c = rt.module("f").unwrap().counters;
+    assert_eq!((c.calls, c.guest_errors, c.hook_failures), (1, 1, 1));
+    // Started once (at `add`) and stopped once (that instance, at `add`).
+    assert_eq!(hooks.counts(), (1, 1));
+}
+
+/// Stop runs on every started instance the runtime drops: the idle instances of a
+/// removed, swapped-out or dropped module, and a fresh-per-call instance after its
+/// call; not a poisoned instance.
+#[test]
+fn stop_runs_when_the_runtime_drops_an_instance() {
+    let rt = runtime();
+    let module = FakeModule::new(b"a");
+    let removed = module.hooks.clone();
+    rt.add("removed", module, ModuleSpec::persistent()).unwrap();
+    rt.call_raw("removed", "tag", b"").unwrap();
+    assert_eq!(removed.counts(), (1, 0));
+    rt.remove("removed").unwrap();
+    assert_eq!(removed.counts(), (1, 1));
+
+    let module = FakeModule::new(b"a");
+    let old = module.hooks.clone();
+    rt.add("swapped", module, ModuleSpec::pooled(3)).unwrap();
+    let module = FakeModule::new(b"b");
+    let new = module.hooks.clone();
+    rt.replace("swapped", module).unwrap();
+    assert_eq!((old.counts(), new.counts()), ((1, 1), (1, 0)));
+
+    let module = FakeModule::new(b"a");
+    let fresh = module.hooks.clone();
+    rt.add("fresh", module, ModuleSpec::fresh_per_call())
+        .unwrap();
+    assert_eq!(fresh.counts(), (1, 1));
+    rt.call_raw("fresh", "tag", b"").unwrap();
+    // Even a call of a function the module does not have ran on a started instance.
+    rt.call_raw("fresh", "nope", b"").unwrap_err();
+    assert_eq!(fresh.counts(), (3, 3));
+    // A trapped instance runs no more code.
+    rt.call_raw("fresh", "trap", b"").unwrap_err();
+    assert_eq!(fresh.counts(), (4, 3));
+
+    let module = FakeModule::new(b"a");
+    let poisoned = module.hooks.clone();
+    rt.add("poisoned", module, ModuleSpec::persistent())
+        .unwrap();
+    rt.call_raw("poisoned", "trap", b"").unwrap_err();
+    rt.call_raw("poisoned", "tag", b"").unwrap();
+    assert_eq!(poisoned.counts(), (2, 0));
+
+    drop(rt);
+    // The dropped runtime stopped what it held: the new "swapped" version, the
+    // "poisoned" module's healthy instance.
+    assert_eq!((new.counts(), poisoned.counts()), ((1, 1), (2, 1)));
+    assert_eq!(fresh.counts(), (4, 3));
+}
+
+/// The instances of a swapped-out version that a call still holds are stopped when the
+/// last call on it ends, not before.
+#[test]
+fn stop_waits_for_the_last_call_of_a_version() {
+    let rt = runtime();
+    let module = FakeModule::new(b"a");
+    let old = module.hooks.clone();
+    rt.add("m", module, ModuleSpec::persistent()).unwrap();
+    std::thread::scope(|s| {
+        let call = s.spawn(|| rt.call_raw("m", "wait", b""));
+        old.gate.wait();
+        rt.replace("m", FakeModule::new(b"b")).unwrap();
+        assert_eq!(rt.call_raw("m", "tag", b"").unwrap(), b"b");
+        assert_eq!(old.counts(), (1, 0));
+        old.gate.wait();
+        // The old version served the call that held it, then stopped its instance.
+        assert_eq!(call.join().unwrap().unwrap(), b"a");
+    });
+    assert_eq!(old.counts(), (1, 1));
+}
+
+/// A failed stop is logged and counted, and changes nothing else: the call it follows
+/// succeeded, the replace went through.
+#[test]
+fn a_failed_stop_is_logged_and_counted() {
+    let rt = runtime();
+    let failing = || Hooks {
+        fail_stop: true,
+        ..Hooks::new()
+    };
+    let events = Arc::new(Mutex::new(Vec::new()));
+    tracing::subscriber::with_default(Capture(events.clone()), || {
+        rt.add(
+            "f",
+            FakeModule::with_hooks(b"a", failing()),
+            ModuleSpec::fresh_per_call(),
+        )
+        .unwrap();
+        assert_eq!(rt.call_raw("f", "tag", b"").unwrap(), b"a");
+        rt.add(
+            "p",
+            FakeModule::with_hooks(b"a", failing()),
+            ModuleSpec::persistent(),
+        )
+        .unwrap();
+        rt.replace("p", FakeModule::new(b"b")).unwrap();
+    });
+    let c = rt.module("f").unwrap().counters;
+    assert_eq!((c.calls, c.ok, c.hook_failures), (1, 1, 2));
+    let c = rt.module("p").unwrap().counters;
+    assert_eq!((c.calls, c.hook_failures), (0, 1));
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    for (event, module) in events.iter().zip(["f", "f", "p"]) {
+        assert!(
+            event.starts_with("WARN ")
+                && event.contains(&format!("module=\"{module}\""))
+                && event.contains("error=guest error 1101: cannot stop")
+                && event.contains("the stop hook of an instance failed"),
+            "{event}"
+        );
+    }
+}
+
+/// Stop hooks run outside every lock of the runtime: one that uses the runtime (looks
+/// modules up, calls one) from `remove`, `replace` and a call's end does not deadlock.
+#[test]
+fn stop_runs_outside_every_lock() {
+    let rt = runtime();
+    rt.add("other", FakeModule::new(b"o"), ModuleSpec::persistent())
+        .unwrap();
+    let reentrant = |rt: &Runtime| {
+        let rt = rt.clone();
+        Hooks {
+            on_stop: Some(Box::new(move || {
+                assert!(!rt.modules().is_empty());
+                assert_eq!(rt.call_raw("other", "tag", b"").unwrap(), b"o");
+            })),
+            ..Hooks::new()
+        }
+    };
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = {
+        let rt = rt.clone();
+        std::thread::spawn(move || {
+            let module = FakeModule::with_hooks(b"a", reentrant(&rt));
+            let stops = module.hooks.clone();
+            rt.add("m", module, ModuleSpec::pooled(2)).unwrap();
+            rt.replace("m", FakeModule::with_hooks(b"b", reentrant(&rt)))
+                .unwrap();
+            rt.remove("m").unwrap();
+            let module = FakeModule::with_hooks(b"f", reentrant(&rt));
+            let fresh = module.hooks.clone();
+            rt.add("f", module, ModuleSpec::fresh_per_call()).unwrap();
+            rt.call_raw("f", "tag", b"").unwrap();
+            rt.remove("f").unwrap();
+            done.send((stops.counts(), fresh.counts())).unwrap();
+        })
+    };
+    let counts = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a stop hook that uses the runtime deadlocked");
+    worker.join().unwrap();
+    assert_eq!(counts, ((1, 1), (2, 2)));
+}
+
+/// A tracing subscriber that keeps every event as `LEVEL field=value ...`.
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        let mut fields = Fields(event.metadata().level().to_string());
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(fields.0);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }
