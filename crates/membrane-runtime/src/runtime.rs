@@ -340,7 +340,13 @@ impl Runtime {
     /// The context of a new call from the host: a new request.
     #[inline]
     fn host_call(&self) -> CallContext {
-        CallContext::host(self.inner.requests.fetch_add(1, Ordering::Relaxed) + 1)
+        CallContext::host(self.next_request())
+    }
+
+    /// A new request id (never 0: 0 is "no request").
+    #[inline]
+    fn next_request(&self) -> u64 {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// A call as `ctx` says, waiting at most `wait` for an instance: from the host or

@@ -145,6 +145,12 @@ impl Router {
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, HostError> {
         let runtime = self.runtime()?;
+        let mut ctx = ctx;
+        if ctx.request_id == 0 {
+            // Guest code that runs outside a call (a lifecycle hook) has no request: its
+            // calls start one, as a call from the host would.
+            ctx.request_id = runtime.next_request();
+        }
         let wait = wait_within(runtime.config().max_wait, ctx.deadline)
             .map_err(|e| routed_error(module, function, &e))?;
         runtime
