@@ -1,10 +1,13 @@
-//! The membrane demo (`cargo xtask demo`): an echo, a typed call, a host function, and
-//! limits being hit with their clean errors, all on the built guest examples.
+//! The membrane demo (`cargo xtask demo`): an echo, a typed call, a host function,
+//! limits being hit with their clean errors, then a runtime of several modules that call
+//! each other, all on the built guest examples.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use membrane_host::{Engine, EngineConfig, HostError, HostFunctions};
+use membrane_host::{
+    Engine, EngineConfig, HostError, HostFunctions, InstancePre, ModuleSpec, Runtime, RuntimeConfig,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
@@ -27,6 +30,15 @@ struct Receipt {
     id: u64,
     total_cents: u64,
     names: Vec<String>,
+}
+
+/// One stroke of the ping/pong rally.
+#[derive(Deserialize, Debug)]
+struct Hit {
+    module: String,
+    caller: Option<String>,
+    request_id: u64,
+    depth: u32,
 }
 
 fn guests_dir() -> PathBuf {
@@ -132,5 +144,92 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nand the host is fine: echo -> {:?}",
         String::from_utf8_lossy(&out)
     );
+
+    runtime_of_many_modules(&engine, &dir)
+}
+
+/// 5. A runtime of several modules calling each other through the host.
+fn runtime_of_many_modules(
+    engine: &Engine,
+    dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let load = |name: &str| -> Result<InstancePre<()>, membrane_host::Error> {
+        engine
+            .load_file(dir.join(format!("{name}.wasm")))?
+            .prepare(&HostFunctions::new())
+    };
+    let runtime = Runtime::new(RuntimeConfig::default());
+    // Pools with room for a rally to the depth limit (16: 8 instances of each).
+    runtime.add("ping", load("ping")?, ModuleSpec::pooled(8))?;
+    runtime.add("pong", load("pong")?, ModuleSpec::pooled(8))?;
+    for stage in ["tokenize", "count", "report"] {
+        runtime.add(stage, load(stage)?, ModuleSpec::pooled(2))?;
+    }
+    runtime.add("user", load("callable_user")?, ModuleSpec::persistent())?;
+
+    // A rally: ping and pong call each other through the runtime, one level deeper each
+    // time, all within the request the host's call started.
+    println!("\n5. a runtime of several modules");
+    let rally: Vec<Hit> = runtime.call("ping", "rally", &3u32)?;
+    for hit in &rally {
+        println!(
+            "   rally           -> {} at depth {}, called by {}, request {}",
+            hit.module,
+            hit.depth,
+            hit.caller.as_deref().unwrap_or("the host"),
+            hit.request_id
+        );
+    }
+    // Past the depth limit (16 on this engine), the chain is refused cleanly.
+    let err = runtime
+        .call::<_, Vec<Hit>>("ping", "rally", &40u32)
+        .unwrap_err();
+    println!("   rally of 41     -> {err}");
+
+    // A pipeline of three modules: tokenize -> count -> report.
+    let report: String = runtime.call(
+        "tokenize",
+        "process",
+        "the quick brown fox jumps over the lazy dog; the end",
+    )?;
+    for line in report.lines().take(4) {
+        println!("   pipeline        -> {line}");
+    }
+
+    // A callee's failure reaches its caller as a code, never as a trap of the caller.
+    let unit = membrane_codec::to_payload(&())?;
+    for function in ["fail", "trap", "spin"] {
+        let (code, message): (u32, Vec<u8>) =
+            runtime.call("ping", "probe", &("pong", function, &unit))?;
+        println!(
+            "   ping -> pong.{function:<5} -> code {} {}",
+            membrane_host::ErrorCode(code),
+            String::from_utf8_lossy(&message)
+        );
+    }
+
+    // A host callable: a closure the module calls by a random id the host hands it.
+    let rate = runtime.register_callable(|ctx, amount: f64| -> Result<f64, HostError> {
+        println!(
+            "   callable        <- {amount} from {}",
+            ctx.caller.as_deref().unwrap_or("the host")
+        );
+        Ok(amount * 0.92)
+    })?;
+    let converted: f64 = runtime.call("user", "convert", &(rate.get(), 100.0))?;
+    println!("   callable        -> 100 converts to {converted:.2}");
+    runtime.unregister_callable(rate)?;
+    let err = runtime
+        .call::<_, f64>("user", "convert", &(rate.get(), 100.0))
+        .unwrap_err();
+    println!("   unregistered    -> {err}");
+
+    for module in runtime.modules() {
+        let c = &module.counters;
+        println!(
+            "   {:<8} {} calls: {} ok, {} guest errors, {} traps, {} limits",
+            module.name, c.calls, c.ok, c.guest_errors, c.traps, c.limits_hit
+        );
+    }
     Ok(())
 }

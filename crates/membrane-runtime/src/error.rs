@@ -141,7 +141,7 @@ pub enum ErrorKind {
     /// chain's): waiting could never end, so the call fails at once. Nothing is
     /// poisoned.
     #[error(
-        "module `{module}` is already in this call chain and has no other instance to serve it (a module is never re-entered by a call from another module; give it a `Pooled` policy)"
+        "module `{module}` is already in this call chain and has no other instance to serve it (a call never waits for its own chain: a `Pooled` policy with room for the chain's depth serves it)"
     )]
     Reentry {
         /// The module.

@@ -441,7 +441,9 @@ impl<T: Send + 'static> Instance<T> {
 
     /// Runs `hook` as a top-level call.
     pub(crate) fn run_hook(&mut self, hook: Hook) -> Result<()> {
-        self.top_level(None, |store, handles| crate::hook::run_hook(store, handles, hook))
+        self.top_level(None, |store, handles| {
+            crate::hook::run_hook(store, handles, hook)
+        })
     }
 
     /// Calls the guest function `name` with a serde value and deserializes its output
