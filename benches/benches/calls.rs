@@ -28,13 +28,20 @@
 //! - `runtime/{runtime,instance}/64B`: echo 64 B through `Runtime::call_raw` (a
 //!   persistent module: name lookup, lease of its one instance, counters) against
 //!   `Instance::call_raw` on an instance of the same module.
+//! - `guest_to_guest/{membrane,floor}/<size>`: the host calls `ping.relay` through the
+//!   runtime, which calls `echo.echo` of another module (`membrane_guest::call_bytes`:
+//!   request envelope, routing, the callee's input envelope, its verified output copied
+//!   back as the response) against two bare instances joined by a host import that
+//!   copies the bytes across (`PairFloor`). `ping.relay` hands the callee's output on
+//!   as its own (`membrane_guest::forward`); `membrane-copy` is `ping.relay_copy`, which
+//!   copies it once into its output (`call_bytes_with(.., Output::copy_of)`).
 //!
 //! Needs the guest examples: `cargo xtask bench` builds them first.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use membrane_benches::{Floor, guest, host_fns_host};
+use membrane_benches::{Floor, PairFloor, guest, host_fns_host};
 use membrane_host::{Engine, EngineConfig, HostFunctions, ModuleSpec, Runtime, RuntimeConfig};
 use wasmtime::{Linker, Store};
 
@@ -314,6 +321,54 @@ fn runtime(c: &mut Criterion) {
     group.finish();
 }
 
+/// A call from one module to another through the runtime, against two bare instances
+/// joined by a host import.
+fn guest_to_guest(c: &mut Criterion) {
+    let engine = Engine::new(config()).unwrap();
+    let load = |name: &str| {
+        engine
+            .load(&guest(name))
+            .unwrap()
+            .prepare(&HostFunctions::<()>::new())
+            .unwrap()
+    };
+    let runtime = Runtime::new(RuntimeConfig::default());
+    runtime
+        .add("ping", load("ping"), ModuleSpec::persistent())
+        .unwrap();
+    runtime
+        .add("echo", load("pong"), ModuleSpec::persistent())
+        .unwrap();
+    let mut floor = PairFloor::new(&engine);
+    let mut group = c.benchmark_group("guest_to_guest");
+    for (size, label) in &SIZES[..4] {
+        let input: Vec<u8> = (0..*size).map(|i| (i * 7 + 3) as u8).collect();
+        assert_eq!(runtime.call_raw("ping", "relay", &input).unwrap(), input);
+        assert_eq!(floor.relay(&input), input);
+        group.throughput(Throughput::Bytes((*size).max(1) as u64));
+        group.bench_with_input(BenchmarkId::new("membrane", label), &input, |b, input| {
+            b.iter(|| black_box(runtime.call_raw("ping", "relay", black_box(input)).unwrap()))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("membrane-copy", label),
+            &input,
+            |b, input| {
+                b.iter(|| {
+                    black_box(
+                        runtime
+                            .call_raw("ping", "relay_copy", black_box(input))
+                            .unwrap(),
+                    )
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("floor", label), &input, |b, input| {
+            b.iter(|| black_box(floor.relay(black_box(input))))
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     echo,
@@ -323,6 +378,7 @@ criterion_group!(
     read,
     threads,
     instantiate,
-    runtime
+    runtime,
+    guest_to_guest
 );
 criterion_main!(benches);

@@ -1,7 +1,9 @@
 //! Callgrind driver for per-call instruction counts (deterministic, unlike wall-clock
 //! numbers on a shared machine):
-//! `cg <echo|floor-echo|host|floor-host|bytes|floor-bytes|runtime> <size> <iterations>`
-//! (`runtime`: echo through `Runtime::call_raw`, a persistent module).
+//! `cg <echo|floor-echo|host|floor-host|bytes|floor-bytes|runtime|g2g|floor-g2g> <size> <iterations>`
+//! (`runtime`: echo through `Runtime::call_raw`, a persistent module; `g2g`: the host
+//! calls `ping.relay`, which calls `echo.echo` of another module through the runtime;
+//! `floor-g2g`: the same with `membrane_benches::PairFloor`).
 //!
 //! Only `run` is meant to be counted; run it for N and 2N iterations and divide the
 //! difference by N:
@@ -21,7 +23,7 @@
 use membrane_host::{Engine, EngineConfig, HostFunctions};
 use std::hint::black_box;
 
-use membrane_benches::{Floor, guest, host_fns_host};
+use membrane_benches::{Floor, PairFloor, guest, host_fns_host};
 
 #[inline(never)]
 fn run(n: usize, f: &mut dyn FnMut()) {
@@ -126,6 +128,30 @@ fn main() {
             assert_eq!(runtime.call_raw("echo", "echo", &input).unwrap(), input);
             run(iters, &mut || {
                 black_box(runtime.call_raw("echo", "echo", black_box(&input)).unwrap());
+            });
+        }
+        "g2g" => {
+            let load = |name: &str| {
+                engine
+                    .load(&guest(name))
+                    .unwrap()
+                    .prepare(&HostFunctions::<()>::new())
+                    .unwrap()
+            };
+            let runtime = membrane_host::Runtime::new(membrane_host::RuntimeConfig::default());
+            let spec = membrane_host::ModuleSpec::persistent();
+            runtime.add("ping", load("ping"), spec).unwrap();
+            runtime.add("echo", load("pong"), spec).unwrap();
+            assert_eq!(runtime.call_raw("ping", "relay", &input).unwrap(), input);
+            run(iters, &mut || {
+                black_box(runtime.call_raw("ping", "relay", black_box(&input)).unwrap());
+            });
+        }
+        "floor-g2g" => {
+            let mut floor = PairFloor::new(&engine);
+            assert_eq!(floor.relay(&input), input);
+            run(iters, &mut || {
+                black_box(floor.relay(black_box(&input)));
             });
         }
         "floor-bytes" => {

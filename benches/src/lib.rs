@@ -223,3 +223,143 @@ pub fn host_fns_host() -> HostFunctions<()> {
     );
     host
 }
+
+/// The floor of a call between two modules: two instances of a bare guest joined by a
+/// host import that copies the bytes across (`relay` in A calls the import `peer.call`,
+/// which writes its request into B through B's allocation entry, calls B's `echo`, and
+/// writes B's output into A through A's allocation entry), with no envelope, no context
+/// and no lookup.
+pub const PAIR_WAT: &str = r#"
+(module
+  (import "peer" "call" (func $peer (param i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 1024))
+  (func $alloc (export "alloc") (param $len i32) (param $reset i32) (result i32)
+    (local $p i32) (local $end i32)
+    (if (local.get $reset) (then (global.set $bump (i32.const 1024))))
+    (local.set $p (global.get $bump))
+    (local.set $end (i32.add (local.get $p) (local.get $len)))
+    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (local.get $end) (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)) (i32.const 1))) (i32.const -1))
+        (then (return (i32.const 0))))))
+    (global.set $bump (i32.and (i32.add (local.get $end) (i32.const 7)) (i32.const -8)))
+    (local.get $p))
+  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+  (func (export "relay") (param $ptr i32) (param $len i32) (result i64)
+    (call $peer (local.get $ptr) (local.get $len)))
+)
+"#;
+
+/// The exports a pair-floor call uses, of one instance.
+#[derive(Clone)]
+struct PairExports {
+    memory: Memory,
+    alloc: TypedFunc<(u32, u32), u32>,
+    echo: TypedFunc<(u32, u32), u64>,
+}
+
+/// What A's store carries: B (its store and exports) and A's own exports.
+#[derive(Default)]
+struct PairData {
+    peer: Option<Box<(Store<PairData>, PairExports)>>,
+    own: Option<PairExports>,
+}
+
+/// Two bare instances, A and B, joined by a host import: the floor of a call from one
+/// module to another.
+pub struct PairFloor {
+    store: Store<PairData>,
+    a: PairExports,
+    relay: TypedFunc<(u32, u32), u64>,
+    fuel: Option<u64>,
+}
+
+impl PairFloor {
+    /// The pair instantiated on `engine`'s wasmtime engine.
+    pub fn new(engine: &Engine) -> PairFloor {
+        let wt = engine.wasmtime();
+        let module = wasmtime::Module::new(wt, wat::parse_str(PAIR_WAT).unwrap()).unwrap();
+        let mut linker = Linker::new(wt);
+        linker
+            .func_wrap(
+                "peer",
+                "call",
+                |mut caller: Caller<'_, PairData>, ptr: u32, len: u32| -> wasmtime::Result<u64> {
+                    let Some(mut peer) = caller.data_mut().peer.take() else {
+                        return Err(wasmtime::Error::msg("no peer"));
+                    };
+                    let a = caller.data().own.clone().unwrap();
+                    let (b_store, b) = &mut *peer;
+                    // A's request into B (one copy), B's call.
+                    let request = a
+                        .memory
+                        .data(&caller)
+                        .get(ptr as usize..ptr as usize + len as usize)
+                        .ok_or_else(|| wasmtime::Error::msg("oob"))?;
+                    let at = b.alloc.call(&mut *b_store, (len, 1))?;
+                    b.memory.data_mut(&mut *b_store)[at as usize..(at + len) as usize]
+                        .copy_from_slice(request);
+                    let packed = b.echo.call(&mut *b_store, (at, len))?;
+                    let (p, l) = ((packed >> 32) as usize, packed as u32);
+                    // B's output into A (one copy).
+                    let out = a.alloc.call(&mut caller, (l, 0))?;
+                    let (a_mem, b_mem) = (a.memory.data_mut(&mut caller), b.memory.data(&*b_store));
+                    a_mem[out as usize..out as usize + l as usize]
+                        .copy_from_slice(&b_mem[p..p + l as usize]);
+                    caller.data_mut().peer = Some(peer);
+                    Ok((u64::from(out) << 32) | u64::from(l))
+                },
+            )
+            .unwrap();
+        let fuel = engine.config().limits.fuel;
+        let instance = |store: &mut Store<PairData>| {
+            if let Some(f) = fuel {
+                store.set_fuel(f).unwrap();
+            }
+            store.set_epoch_deadline(u64::MAX / 2);
+            let instance = linker.instantiate(&mut *store, &module).unwrap();
+            let exports = PairExports {
+                memory: instance.get_memory(&mut *store, "memory").unwrap(),
+                alloc: instance.get_typed_func(&mut *store, "alloc").unwrap(),
+                echo: instance.get_typed_func(&mut *store, "echo").unwrap(),
+            };
+            store.data_mut().own = Some(exports.clone());
+            (instance, exports)
+        };
+        let mut b_store = Store::new(wt, PairData::default());
+        let (_, b) = instance(&mut b_store);
+        let mut store = Store::new(wt, PairData::default());
+        let (a_instance, a) = instance(&mut store);
+        store.data_mut().peer = Some(Box::new((b_store, b)));
+        let relay = a_instance.get_typed_func(&mut store, "relay").unwrap();
+        PairFloor {
+            store,
+            a,
+            relay,
+            fuel,
+        }
+    }
+
+    /// Bytes from the host into A, from A into B and back, and out: what a call from one
+    /// module to another's echo does, minus the envelopes.
+    pub fn relay(&mut self, input: &[u8]) -> Vec<u8> {
+        // Each of the two calls is armed as a membrane call is (fuel, deadline).
+        for store_fuel in [self.fuel] {
+            if let Some(f) = store_fuel {
+                self.store.set_fuel(f).unwrap();
+                if let Some(peer) = &mut self.store.data_mut().peer {
+                    peer.0.set_fuel(f).unwrap();
+                }
+            }
+        }
+        self.store.set_epoch_deadline(u64::MAX / 2);
+        let len = input.len() as u32;
+        let ptr = self.a.alloc.call(&mut self.store, (len, 1)).unwrap();
+        self.a.memory.data_mut(&mut self.store)[ptr as usize..(ptr + len) as usize]
+            .copy_from_slice(input);
+        let packed = self.relay.call(&mut self.store, (ptr, len)).unwrap();
+        let (p, l) = ((packed >> 32) as usize, packed as u32 as usize);
+        self.a.memory.data(&self.store)[p..p + l].to_vec()
+    }
+}

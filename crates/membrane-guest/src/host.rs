@@ -188,6 +188,63 @@ pub fn call_host_prefixed<P: Serialize + ?Sized, R>(
     }
 }
 
+/// Sends a request made of `prefix` (postcard) and `input` to the import `import`, and
+/// asks for the response in the arena (no response buffer), where it stays until the
+/// next call: a successful response envelope is returned as an [`Output`] as it lies,
+/// so an export hands it on as its own output with no copy and no second checksum.
+pub(crate) fn call_host_to_output<P: Serialize + ?Sized>(
+    name: &str,
+    import: impl FnOnce(u32, u32, u32, u32) -> u64,
+    prefix: &P,
+    input: &[u8],
+) -> Result<crate::Output, Error> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let claim = Claim::take();
+        let request = crate::export::encode_prefixed(prefix, input, Flags::EXPECTS_RESPONSE)?;
+        SCRATCH_BUSY.0.set(claim.nested);
+        let packed = import(request.as_ptr() as u32, request.len() as u32, 0, 0);
+        SCRATCH_BUSY.0.set(true);
+        let bytes = response_bytes(name, packed)?;
+        let envelope =
+            crate::export::decode_from_host(bytes).map_err(|e| response_error(name, &e))?;
+        if envelope.is_error() {
+            return Err(host_error(name, &envelope));
+        }
+        drop(claim);
+        Ok(crate::Output::in_place(bytes))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (import, prefix, input);
+        Err(not_in_a_host(name))
+    }
+}
+
+/// The response envelope at the packed location `packed` the host returned, checked to
+/// lie in guest memory.
+#[cfg(target_arch = "wasm32")]
+fn response_bytes(name: &str, packed: u64) -> Result<&'static [u8], Error> {
+    let (ptr, len) = membrane_types::unpack_ptr_len(packed);
+    let (ptr, len) = (ptr as usize, len as usize);
+    if ptr == 0
+        || ptr
+            .checked_add(len)
+            .is_none_or(|end| end > crate::sys::memory_len())
+    {
+        return Err(Error::new(
+            ErrorCode::HOST_FUNCTION_FAILED,
+            alloc::format!("host function {name} returned a response outside guest memory"),
+        ));
+    }
+    // SAFETY: inside linear memory (checked above); per the ABI the host wrote the
+    // response into memory it obtained from `__membrane_alloc` for this call (or the
+    // response buffer), which nothing writes until the arena is reset by the next
+    // top-level call, or the buffer is reused by the next host call: a caller holds the
+    // slice no longer than that.
+    Ok(unsafe { core::slice::from_raw_parts(ptr as *const u8, len) })
+}
+
 /// One host call: holds [`SCRATCH`] (see [`Claim`]) while `write_request` writes the
 /// request (told whether the call is nested in another's, then it must not use the
 /// scratch) and while `read_response` reads the response payload; the host writes the
@@ -213,23 +270,9 @@ fn exchange<R>(
     SCRATCH_BUSY.0.set(claim.nested);
     let packed = import(req_ptr, req_len, resp_ptr, resp_cap);
     SCRATCH_BUSY.0.set(true);
-    let (ptr, len) = membrane_types::unpack_ptr_len(packed);
-    let (ptr, len) = (ptr as usize, len as usize);
-    if ptr == 0
-        || ptr
-            .checked_add(len)
-            .is_none_or(|end| end > crate::sys::memory_len())
-    {
-        return Err(Error::new(
-            ErrorCode::HOST_FUNCTION_FAILED,
-            alloc::format!("host function {name} returned a response outside guest memory"),
-        ));
-    }
-    // SAFETY: inside linear memory (checked above); per the ABI the host wrote the
-    // response into the response buffer or into arena memory it obtained from
-    // `__membrane_alloc` for this call, and nothing writes it until `claim` is
-    // dropped (see `SCRATCH_BUSY`), after `read_response`.
-    let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
+    // Nothing writes the response until `claim` is dropped (see `SCRATCH_BUSY`), after
+    // `read_response`.
+    let bytes = response_bytes(name, packed)?;
     let envelope = crate::export::decode_from_host(bytes).map_err(|e| response_error(name, &e))?;
     if envelope.is_error() {
         return Err(host_error(name, &envelope));

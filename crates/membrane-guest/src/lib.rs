@@ -174,7 +174,7 @@ pub use panic::install_panic_hook;
 pub use panic::report_panic;
 pub use runtime::{
     Context, ModuleEntry, call, call_bytes, call_bytes_with, call_callable, call_callable_bytes,
-    context, modules,
+    context, forward, modules,
 };
 
 /// Support code for the macros. Not a public API: it may change in any release.

@@ -118,6 +118,30 @@ pub fn call_bytes_with<R>(
     )
 }
 
+/// Calls `function` of the module `module` with `input` as the payload and returns its
+/// output as an [`Output`](crate::Output) for this module's bytes export to return as
+/// its own: the callee's output is handed on where the host wrote it, with no copy in
+/// this module (a relay, a proxy). See [`call`] for failures.
+///
+/// ```
+/// use membrane_guest::{export, Error, Output};
+///
+/// /// Answers with whatever the module `store` answers.
+/// #[export]
+/// pub fn proxy(input: &[u8]) -> Result<Output, Error> {
+///     membrane_guest::forward("store", "get", input)
+/// }
+/// # assert!(proxy(b"key").is_err()); // no runtime off wasm32
+/// ```
+pub fn forward(module: &str, function: &str, input: &[u8]) -> Result<crate::Output, Error> {
+    crate::host::call_host_to_output(
+        "membrane_runtime.call",
+        imports::call,
+        &(module, function),
+        input,
+    )
+}
+
 /// Calls the host callable `id` (an id the host registered and gave this module, as
 /// data) with a serde value and deserializes its output. An id that is not registered
 /// is an error with code `UNKNOWN_CALLABLE`; the callable's own error comes back as it

@@ -142,8 +142,7 @@ fn serve_call<T: 'static>(
         let (link, ctx) = outgoing?;
         let ((module, function), input) = postcard::take_from_bytes::<(&str, &str)>(payload)
             .map_err(|e| bad_request("call", e))?;
-        link.router()
-            .call(ctx, module, function, input, <[u8]>::to_vec)
+        link.router().call(ctx, module, function, input)
     })?;
     respond(caller, buf, result)
 }

@@ -4,7 +4,7 @@
 //! Also the calling side of the runtime tests: calls whose failures come back as data,
 //! a relay of bytes to any module, and its own memory size.
 
-use membrane_guest::{Error, export};
+use membrane_guest::{Error, Output, export};
 use serde::{Deserialize, Serialize};
 
 /// One stroke of a rally: the context of the call that played it.
@@ -76,11 +76,18 @@ pub fn twice(target: (String, String, Vec<u8>)) -> Result<(u32, u32), Error> {
     Ok((first, second))
 }
 
-/// Hands its input to `echo` of the module `echo` and returns what comes back, read
-/// where it lies: the guest→guest call benchmark.
+/// Hands its input to `echo` of the module `echo` and returns what comes back where
+/// the host wrote it (`membrane_guest::forward`): the guest→guest call benchmark.
 #[export]
-pub fn relay(input: &[u8]) -> Result<Vec<u8>, Error> {
-    membrane_guest::call_bytes("echo", "echo", input)
+pub fn relay(input: &[u8]) -> Result<Output, Error> {
+    membrane_guest::forward("echo", "echo", input)
+}
+
+/// [`relay`] with the response copied once into the output
+/// (`call_bytes_with(.., Output::copy_of)`), for comparison.
+#[export]
+pub fn relay_copy(input: &[u8]) -> Result<Output, Error> {
+    membrane_guest::call_bytes_with("echo", "echo", input, Output::copy_of)?
 }
 
 /// The module's linear memory in bytes.

@@ -721,3 +721,26 @@ fn stress_many_threads_cycles_and_failures() {
         rt.modules().iter().map(|m| m.counters.calls).sum::<u64>()
     );
 }
+
+/// `membrane_guest::forward` hands the callee's output on as the caller's own (no copy
+/// in the caller), `call_bytes_with(.., Output::copy_of)` copies it once: both return
+/// exactly the callee's output at every size; a callee's failure is the caller's error.
+#[test]
+fn a_relay_hands_the_callees_output_on() {
+    let rt = Runtime::new(RuntimeConfig::default());
+    rt.add("ping", pre("ping"), ModuleSpec::persistent())
+        .unwrap();
+    let e = rt.call_raw("ping", "relay", b"x").unwrap_err();
+    assert_eq!(guest_code(&e).0, ErrorCode::UNKNOWN_MODULE);
+    rt.add("echo", pre("pong"), ModuleSpec::persistent())
+        .unwrap();
+    for size in [0, 1, 63, 64, 1000, 5000, 100_000, 1 << 20] {
+        let input: Vec<u8> = (0..size).map(|i| (i * 31 + 7) as u8).collect();
+        for function in ["relay", "relay_copy"] {
+            let out = rt.call_raw("ping", function, &input).unwrap();
+            assert!(out == input, "{function} of {size} bytes");
+        }
+    }
+    let c = rt.module("echo").unwrap().counters;
+    assert_eq!((c.calls, c.ok), (16, 16));
+}

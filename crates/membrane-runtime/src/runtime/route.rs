@@ -126,8 +126,8 @@ impl Router {
     }
 
     /// Calls `function` of `module` for a guest, as `ctx` says (the caller, the
-    /// request, the callee's depth and the chain's deadline), and hands `read` the
-    /// callee's output payload where it lies.
+    /// request, the callee's depth and the chain's deadline), and returns a copy of the
+    /// callee's output payload (verified while it is copied: one pass).
     ///
     /// The callee runs under its own limits but never past `ctx.deadline`; waiting for
     /// one of its instances counts against that deadline too, and fails at once when
@@ -136,14 +136,13 @@ impl Router {
     /// function) comes back as a [`HostError`]: the callee's own code and message for
     /// its error envelope, a code of the runtime's otherwise ([`routed_error`]). A trap
     /// poisons only the callee's instance.
-    pub fn call<R>(
+    pub fn call(
         &self,
         ctx: CallContext,
         module: &str,
         function: &str,
         input: &[u8],
-        read: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, HostError> {
+    ) -> Result<Vec<u8>, HostError> {
         let runtime = self.runtime()?;
         let mut ctx = ctx;
         if ctx.request_id == 0 {
@@ -153,8 +152,11 @@ impl Router {
         }
         let wait = wait_within(runtime.config().max_wait, ctx.deadline)
             .map_err(|e| routed_error(module, function, &e))?;
+        let request = ctx.request_id;
         runtime
-            .call_in(ctx, wait, module, function, input, read)
+            .run(module, request, wait, |instance| {
+                instance.call_to_vec(ctx, function, input)
+            })
             .map_err(|e| routed_error(module, function, &e))
     }
 
