@@ -345,12 +345,10 @@ impl PairFloor {
     /// module to another's echo does, minus the envelopes.
     pub fn relay(&mut self, input: &[u8]) -> Vec<u8> {
         // Each of the two calls is armed as a membrane call is (fuel, deadline).
-        for store_fuel in [self.fuel] {
-            if let Some(f) = store_fuel {
-                self.store.set_fuel(f).unwrap();
-                if let Some(peer) = &mut self.store.data_mut().peer {
-                    peer.0.set_fuel(f).unwrap();
-                }
+        if let Some(f) = self.fuel {
+            self.store.set_fuel(f).unwrap();
+            if let Some(peer) = &mut self.store.data_mut().peer {
+                peer.0.set_fuel(f).unwrap();
             }
         }
         self.store.set_epoch_deadline(u64::MAX / 2);
