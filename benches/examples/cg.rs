@@ -144,7 +144,11 @@ fn main() {
             runtime.add("echo", load("pong"), spec).unwrap();
             assert_eq!(runtime.call_raw("ping", "relay", &input).unwrap(), input);
             run(iters, &mut || {
-                black_box(runtime.call_raw("ping", "relay", black_box(&input)).unwrap());
+                black_box(
+                    runtime
+                        .call_raw("ping", "relay", black_box(&input))
+                        .unwrap(),
+                );
             });
         }
         "floor-g2g" => {
