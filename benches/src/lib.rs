@@ -16,14 +16,11 @@ pub fn guest(name: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask bench`", path.display()))
 }
 
-/// The floor guest: a bump allocator and functions that do the same work as the
-/// membrane guests without any envelope.
-pub const FLOOR_WAT: &str = r#"
-(module
-  (import "host" "add" (func $add (param i32 i32) (result i64)))
-  (import "host" "echo_bytes" (func $echo_bytes (param i32 i32) (result i64)))
-  (memory (export "memory") 1)
-  (global $bump (mut i32) (i32.const 1024))
+/// The WAT of the floors' bump allocator, exported as `alloc`: `(len, reset) -> ptr`,
+/// growing memory when an allocation does not fit (0 when it cannot).
+macro_rules! bump_alloc {
+    () => {
+        r#"  (global $bump (mut i32) (i32.const 1024))
   (func $alloc (export "alloc") (param $len i32) (param $reset i32) (result i32)
     (local $p i32) (local $end i32)
     (if (local.get $reset) (then (global.set $bump (i32.const 1024))))
@@ -35,7 +32,21 @@ pub const FLOOR_WAT: &str = r#"
         (then (return (i32.const 0))))))
     (global.set $bump (i32.and (i32.add (local.get $end) (i32.const 7)) (i32.const -8)))
     (local.get $p))
-  ;; echo: returns its input where it lies
+"#
+    };
+}
+
+/// The floor guest: a bump allocator and functions that do the same work as the
+/// membrane guests without any envelope.
+pub const FLOOR_WAT: &str = concat!(
+    r#"
+(module
+  (import "host" "add" (func $add (param i32 i32) (result i64)))
+  (import "host" "echo_bytes" (func $echo_bytes (param i32 i32) (result i64)))
+  (memory (export "memory") 1)
+"#,
+    bump_alloc!(),
+    r#"  ;; echo: returns its input where it lies
   (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
     (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
   ;; passes its input to the host `echo_bytes` and returns the host's response where
@@ -57,7 +68,8 @@ pub const FLOOR_WAT: &str = r#"
         (br $next)))
     (local.get $acc))
 )
-"#;
+"#
+);
 
 /// What the floor's host function needs, resolved once (as membrane does).
 #[derive(Default)]
@@ -229,27 +241,20 @@ pub fn host_fns_host() -> HostFunctions<()> {
 /// which writes its request into B through B's allocation entry, calls B's `echo`, and
 /// writes B's output into A through A's allocation entry), with no envelope, no context
 /// and no lookup.
-pub const PAIR_WAT: &str = r#"
+pub const PAIR_WAT: &str = concat!(
+    r#"
 (module
   (import "peer" "call" (func $peer (param i32 i32) (result i64)))
   (memory (export "memory") 1)
-  (global $bump (mut i32) (i32.const 1024))
-  (func $alloc (export "alloc") (param $len i32) (param $reset i32) (result i32)
-    (local $p i32) (local $end i32)
-    (if (local.get $reset) (then (global.set $bump (i32.const 1024))))
-    (local.set $p (global.get $bump))
-    (local.set $end (i32.add (local.get $p) (local.get $len)))
-    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
-      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (local.get $end) (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)) (i32.const 1))) (i32.const -1))
-        (then (return (i32.const 0))))))
-    (global.set $bump (i32.and (i32.add (local.get $end) (i32.const 7)) (i32.const -8)))
-    (local.get $p))
-  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
+"#,
+    bump_alloc!(),
+    r#"  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
     (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
   (func (export "relay") (param $ptr i32) (param $len i32) (result i64)
     (call $peer (local.get $ptr) (local.get $len)))
 )
-"#;
+"#
+);
 
 /// The exports a pair-floor call uses, of one instance.
 #[derive(Clone)]

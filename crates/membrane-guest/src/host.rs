@@ -159,9 +159,8 @@ pub fn call_host_bytes<R>(
 /// the import `import`, and hands `read` the response payload where it lies. The
 /// request goes into the arena (one pass over `input`); the response into the scratch
 /// buffer when it fits.
-#[doc(hidden)]
 #[inline]
-pub fn call_host_prefixed<P: Serialize + ?Sized, R>(
+pub(crate) fn call_host_prefixed<P: Serialize + ?Sized, R>(
     name: &str,
     import: impl FnOnce(u32, u32, u32, u32) -> u64,
     prefix: &P,

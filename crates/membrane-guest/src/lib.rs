@@ -183,7 +183,7 @@ pub mod __rt {
     pub use crate::bytes::export_bytes;
     pub use crate::export::export_typed;
     pub use crate::hook::run_hook;
-    pub use crate::host::{call_host, call_host_bytes, call_host_prefixed};
+    pub use crate::host::{call_host, call_host_bytes};
     pub use alloc::vec::Vec;
     pub use membrane_types::HOST_MODULE;
     pub use postcard;

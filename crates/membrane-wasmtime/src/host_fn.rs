@@ -375,6 +375,17 @@ fn call_raw_host_fn<T: 'static>(
 ) -> Result<u64> {
     let request = read_request(caller, ptr, len, buf, |_, payload| payload.to_vec())?;
     let result = f(&mut HostContext { caller, name }, &request);
+    respond_bytes(caller, buf, result)
+}
+
+/// Writes the response of a host function that answered with bytes or an error: the
+/// payload, or the error envelope. A fault recorded while the function ran (a nested
+/// call that trapped) fails the call instead: no more of the guest's code may run.
+pub(crate) fn respond_bytes<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    buf: ResponseBuffer,
+    result: std::result::Result<Vec<u8>, HostError>,
+) -> Result<u64> {
     no_fault(caller)?;
     match result {
         Ok(output) => write_bytes(caller, buf, &output),
@@ -398,7 +409,7 @@ fn call_bytes_host_fn<T: 'static>(
 }
 
 /// Writes a response envelope carrying `bytes`: copied and checksummed in one pass.
-pub(crate) fn write_bytes<T: 'static>(
+fn write_bytes<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
     buf: ResponseBuffer,
     bytes: &[u8],
@@ -433,7 +444,7 @@ pub(crate) fn import_during_start(module: &str, name: &str) -> Error {
 /// and the host function went on): no more of the guest's code may run, not even its
 /// allocation entry for the response.
 #[inline]
-pub(crate) fn no_fault<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<()> {
+fn no_fault<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<()> {
     match caller.data_mut().fault.take() {
         None => Ok(()),
         Some(fault) => Err(fault),

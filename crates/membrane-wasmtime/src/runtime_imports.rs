@@ -10,8 +10,8 @@ use membrane_types::{
 use wasmtime::{Caller, Linker};
 
 use crate::host_fn::{
-    ResponseBuffer, host_fn_panicked, import_during_start, no_fault, read_request, trap_on_fault,
-    write_bytes, write_error, write_value,
+    ResponseBuffer, host_fn_panicked, import_during_start, read_request, respond_bytes,
+    trap_on_fault, write_error, write_value,
 };
 use crate::store::StoreData;
 use membrane_runtime::imports::RUNTIME_IMPORTS;
@@ -113,18 +113,24 @@ fn bad_request(what: &str, e: postcard::Error) -> HostError {
     )
 }
 
-/// Writes the response: the payload, or the error envelope.
-fn respond<T: 'static>(
+/// Serves a call that leaves the instance (to another module, to a callable): the
+/// request is read in place (`what` names it in errors) and handed to `route` with the
+/// instance's link and the outgoing call's context; the answer is written back. The
+/// callee runs while the request is borrowed: its input is copied once, from this
+/// instance's memory to where the callee reads it.
+fn serve_outgoing<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
+    ptr: u32,
+    len: u32,
     buf: ResponseBuffer,
-    result: std::result::Result<Vec<u8>, HostError>,
+    route: impl FnOnce(RuntimeLink, CallContext, &[u8]) -> std::result::Result<Vec<u8>, HostError>,
 ) -> Result<u64> {
-    // A fault recorded meanwhile (none is expected: no code of this instance ran) wins.
-    no_fault(caller)?;
-    match result {
-        Ok(bytes) => write_bytes(caller, buf, &bytes),
-        Err(e) => write_error(caller, &e, buf),
-    }
+    let outgoing = outgoing(caller);
+    let result = read_request(caller, ptr, len, buf, |_, payload| {
+        let (link, ctx) = outgoing?;
+        route(link, ctx, payload)
+    })?;
+    respond_bytes(caller, buf, result)
 }
 
 /// `membrane_runtime.call`: request `(module, function)` (postcard) then the input
@@ -135,16 +141,11 @@ fn serve_call<T: 'static>(
     len: u32,
     buf: ResponseBuffer,
 ) -> Result<u64> {
-    let outgoing = outgoing(caller);
-    // The callee runs while the request is read in place: its input is copied once,
-    // from this instance's memory into the callee's.
-    let result = read_request(caller, ptr, len, buf, |_, payload| {
-        let (link, ctx) = outgoing?;
+    serve_outgoing(caller, ptr, len, buf, |link, ctx, payload| {
         let ((module, function), input) = postcard::take_from_bytes::<(&str, &str)>(payload)
             .map_err(|e| bad_request("call", e))?;
         link.router().call(ctx, module, function, input)
-    })?;
-    respond(caller, buf, result)
+    })
 }
 
 /// `membrane_runtime.call_callable`: request: the id (postcard `u64`) then the input
@@ -155,14 +156,11 @@ fn serve_callable<T: 'static>(
     len: u32,
     buf: ResponseBuffer,
 ) -> Result<u64> {
-    let outgoing = outgoing(caller);
-    let result = read_request(caller, ptr, len, buf, |_, payload| {
-        let (link, ctx) = outgoing?;
+    serve_outgoing(caller, ptr, len, buf, |link, ctx, payload| {
         let (id, input) =
             postcard::take_from_bytes::<u64>(payload).map_err(|e| bad_request("callable", e))?;
         link.router().call_callable(&ctx, id, input, <[u8]>::to_vec)
-    })?;
-    respond(caller, buf, result)
+    })
 }
 
 /// `membrane_runtime.context`: request empty; response `(module, caller, request_id,
