@@ -147,6 +147,24 @@ pub enum ErrorKind {
         /// The module.
         module: String,
     },
+    /// A call waited for an instance of `module` while its chain held an instance that
+    /// the chains holding every instance of `module` wait for, in turn: a cycle of call
+    /// chains each waiting for another (A→B on one thread while B→A runs on another, or
+    /// a pool all of whose instances are held by chains that each want one more). None
+    /// of them could go on before `max_wait`, so this one fails at once, and the others
+    /// go on. The call did not run; nothing is poisoned (`docs/runtime.md`, "The
+    /// locking rule").
+    #[error(
+        "deadlock: this call waits for module `{module}` ({instances} instance(s), all in use) in a cycle of {chains} call chains, each holding an instance that another of them waits for; it fails at once so that the others can go on (give the modules in the cycle more instances, or keep calls from crossing between them)"
+    )]
+    Deadlock {
+        /// The module whose instance the call waited for.
+        module: String,
+        /// How many instances the module may have.
+        instances: usize,
+        /// How many call chains the cycle held, this one included.
+        chains: usize,
+    },
     /// No host callable of this id (never registered, or unregistered).
     #[error("no host callable with id {id:#018x}")]
     UnknownCallable {

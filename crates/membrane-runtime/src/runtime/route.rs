@@ -131,7 +131,9 @@ impl Router {
     ///
     /// The callee runs under its own limits but never past `ctx.deadline`; waiting for
     /// one of its instances counts against that deadline too, and fails at once when
-    /// every instance is held by this very chain ([`ErrorKind::Reentry`]). A failure of
+    /// every instance is held by this very chain ([`ErrorKind::Reentry`]) or the chain
+    /// is one of a cycle of chains waiting for one another ([`ErrorKind::Deadlock`]).
+    /// A failure of
     /// the callee (its error envelope, a trap, a panic, a limit, an unknown module or
     /// function) comes back as a [`HostError`]: the callee's own code and message for
     /// its error envelope, a code of the runtime's otherwise ([`routed_error`]). A trap
@@ -237,7 +239,7 @@ fn wait_within(max_wait: Duration, deadline: Option<Instant>) -> Result<Duration
 /// | a trap (not a limit) | `CALLEE_TRAPPED` |
 /// | a panic | `CALLEE_PANICKED` |
 /// | fuel, timeout (own or the chain's deadline), memory, call depth | `LIMIT_EXCEEDED` |
-/// | every instance busy, or held by this chain | `BUSY` |
+/// | every instance busy, held by this chain, or held in a deadlock | `BUSY` |
 /// | anything else (an ABI violation, an instance that could not be made) | `CALL_FAILED` |
 pub fn routed_error(module: &str, function: &str, e: &Error) -> HostError {
     let code = match e.kind() {
@@ -250,7 +252,9 @@ pub fn routed_error(module: &str, function: &str, e: &Error) -> HostError {
         }
         ErrorKind::Trap(_) => ErrorCode::CALLEE_TRAPPED,
         ErrorKind::Panic { .. } => ErrorCode::CALLEE_PANICKED,
-        ErrorKind::Busy { .. } | ErrorKind::Reentry { .. } => ErrorCode::BUSY,
+        ErrorKind::Busy { .. } | ErrorKind::Reentry { .. } | ErrorKind::Deadlock { .. } => {
+            ErrorCode::BUSY
+        }
         _ => ErrorCode::CALL_FAILED,
     };
     HostError::new(code, format!("call to {module}.{function} failed: {e}"))
@@ -405,6 +409,14 @@ mod tests {
                 ErrorCode::BUSY,
             ),
             (ErrorKind::Reentry { module: "m".into() }, ErrorCode::BUSY),
+            (
+                ErrorKind::Deadlock {
+                    module: "m".into(),
+                    instances: 1,
+                    chains: 2,
+                },
+                ErrorCode::BUSY,
+            ),
             (
                 ErrorKind::Host {
                     message: "x".into(),

@@ -19,7 +19,9 @@ pub struct RuntimeConfig {
     /// instances are all in use before it fails with
     /// [`ErrorKind::Busy`](crate::ErrorKind::Busy). `Duration::ZERO`: never wait.
     /// Default: 5 s (the engine's default timeout, so a call that would be served once
-    /// a running call times out is served).
+    /// a running call times out is served). A call from a module that waits in a
+    /// deadlock with other call chains fails before, at once
+    /// ([`ErrorKind::Deadlock`](crate::ErrorKind::Deadlock)).
     pub max_wait: Duration,
     /// Whether guests may list the runtime's modules and their functions
     /// (`membrane_guest::modules()`); when off, the list is refused with
@@ -176,8 +178,9 @@ pub struct ModuleCounters {
     /// Calls stopped by a limit: out of fuel, timeout ([`ErrorKind::Trap`]) or
     /// [`ErrorKind::Limit`].
     pub limits_hit: u64,
-    /// Calls refused because every instance stayed busy ([`ErrorKind::Busy`]) or is
-    /// held by the calling chain ([`ErrorKind::Reentry`]).
+    /// Calls refused because every instance stayed busy ([`ErrorKind::Busy`]), is
+    /// held by the calling chain ([`ErrorKind::Reentry`]), or is held by chains that
+    /// wait in a cycle with the calling one ([`ErrorKind::Deadlock`]).
     pub busy: u64,
     /// Calls that failed otherwise (an ABI violation, an instance that could not be
     /// made, ...).
@@ -252,7 +255,9 @@ impl Stats {
                 &self.limits_hit
             }
             ErrorKind::Trap(_) | ErrorKind::Panic { .. } => &self.traps,
-            ErrorKind::Busy { .. } | ErrorKind::Reentry { .. } => &self.busy,
+            ErrorKind::Busy { .. } | ErrorKind::Reentry { .. } | ErrorKind::Deadlock { .. } => {
+                &self.busy
+            }
             _ => &self.other_errors,
         }
     }
