@@ -2,6 +2,7 @@
 //! called by `(module, function)`, added, hot-swapped and removed while calls run.
 //! Knows no executor: modules come in as [`RuntimeModule`]s.
 
+mod deadlock;
 mod lifecycle;
 mod pool;
 mod route;
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{ContentHash, GuestInstance, Instantiator, RuntimeModule};
 
+use deadlock::WaitGraph;
 use lifecycle::Starting;
 use pool::Pool;
 pub use route::{CallContext, CallableId, Router, RuntimeLink, routed_error};
@@ -68,6 +70,9 @@ struct Inner {
     callables: Callables,
     /// The request id of the last call from the host.
     requests: AtomicU64,
+    /// Which call chain waits for an instance of which pool: only calls that wait use
+    /// it, to find deadlocks (`deadlock.rs`).
+    waits: WaitGraph,
 }
 
 /// One version of a module: what `add` or `replace` installed. Calls hold it while
@@ -79,8 +84,9 @@ struct Version {
     spec: ModuleSpec,
     /// Makes started instances.
     instantiator: Starting,
-    /// `None` for `FreshPerCall`.
-    pool: Option<Pool>,
+    /// `None` for `FreshPerCall`. Shared (weakly) with the deadlock checks of calls
+    /// that wait on it.
+    pool: Option<Arc<Pool>>,
     /// Shared by every version of the module.
     stats: Arc<Stats>,
 }
@@ -103,7 +109,7 @@ impl Version {
             Some(max) => {
                 let pool = Pool::new(max);
                 pool.put(first);
-                Some(pool)
+                Some(Arc::new(pool))
             }
             None => {
                 lifecycle::stop(first, name, &stats);
@@ -122,17 +128,19 @@ impl Version {
     }
 
     /// Runs `call` on an instance of this version for the request `request`: one lent
-    /// by its pool (waiting for one at most `wait`), or a fresh one (started before the
-    /// call, stopped after it).
+    /// by its pool (waiting for one at most `wait`, the wait recorded in `waits`), or a
+    /// fresh one (started before the call, stopped after it).
     fn on_instance<R>(
         &self,
         request: u64,
         wait: Duration,
+        waits: &WaitGraph,
         call: impl FnOnce(&mut dyn GuestInstance) -> Result<R>,
     ) -> Result<R> {
         match &self.pool {
             Some(pool) => {
-                let mut lease = pool.acquire(&self.instantiator, wait, &self.name, request)?;
+                let mut lease =
+                    pool.acquire(&self.instantiator, wait, &self.name, request, waits)?;
                 call(lease.instance()?)
             }
             None => {
@@ -163,7 +171,7 @@ impl Version {
 /// them too.
 impl Drop for Version {
     fn drop(&mut self) {
-        if let Some(pool) = &mut self.pool {
+        if let Some(pool) = &self.pool {
             for instance in pool.take_idle() {
                 lifecycle::stop(instance, &self.name, &self.stats);
             }
@@ -180,6 +188,7 @@ impl Runtime {
                 modules: RwLock::new(BTreeMap::new()),
                 callables: Callables::default(),
                 requests: AtomicU64::new(0),
+                waits: WaitGraph::default(),
             }),
         }
     }
@@ -318,7 +327,9 @@ impl Runtime {
     /// any guest code runs (not counted; the executor looks the function up on the
     /// instance the call was given), with [`ErrorKind::Busy`] when every instance of a
     /// `Persistent` or `Pooled` module stayed busy for `RuntimeConfig::max_wait`, and
-    /// otherwise with what the call did.
+    /// otherwise with what the call did. (A call from the host holds no instance while
+    /// it waits, so it is never one of a deadlock: [`ErrorKind::Deadlock`] reaches it
+    /// only as a module's error, from a call further down its chain.)
     pub fn call_with<R>(
         &self,
         module: &str,
@@ -385,7 +396,7 @@ impl Runtime {
     ) -> Result<R> {
         let version = self.current(module)?;
         version.stats.begin();
-        let result = version.on_instance(request, wait, call);
+        let result = version.on_instance(request, wait, &self.inner.waits, call);
         match &result {
             // Refused by the executor before any guest code ran (it looks the name up
             // itself, at no cost to the calls that find it): not a call.
