@@ -11,8 +11,11 @@ use crate::executor::{Canceller, GuestInstance, Hook, LimitOverrides};
 
 /// A module whose instances answer `tag` with the module's tag, `count` with how many
 /// calls the instance served, `trap` by trapping (and poisoning themselves), `fail`
-/// with a guest error and `wait` by meeting the test twice at the hooks' gate (once
-/// inside the call, once to be let go). An instance refuses calls until it started.
+/// with a guest error, `wait` by meeting the test twice at the hooks' gate (once
+/// inside the call, once to be let go) and `cross` by meeting others once at the gate,
+/// then calling `tag` of the module named by the input through the runtime (a callee's
+/// failure comes back as the caller's guest error, with the code the runtime gave it).
+/// An instance refuses calls until it started.
 struct FakeModule {
     tag: &'static [u8],
     made: Arc<AtomicUsize>,
@@ -82,6 +85,7 @@ struct FakeInstantiator {
     tag: &'static [u8],
     made: Arc<AtomicUsize>,
     hooks: Arc<Hooks>,
+    link: RuntimeLink,
 }
 
 struct FakeInstance {
@@ -90,6 +94,7 @@ struct FakeInstance {
     poisoned: bool,
     started: bool,
     hooks: Arc<Hooks>,
+    link: RuntimeLink,
 }
 
 struct NoCancel;
@@ -110,7 +115,7 @@ impl RuntimeModule for FakeModule {
     fn limited(
         &self,
         overrides: &LimitOverrides,
-        _link: &RuntimeLink,
+        link: &RuntimeLink,
     ) -> Result<Box<dyn Instantiator>> {
         if self.refuse_timeout && overrides.timeout.is_some() {
             return Err(ErrorKind::Config {
@@ -122,6 +127,7 @@ impl RuntimeModule for FakeModule {
             tag: self.tag,
             made: self.made.clone(),
             hooks: self.hooks.clone(),
+            link: link.clone(),
         }))
     }
 }
@@ -135,6 +141,7 @@ impl Instantiator for FakeInstantiator {
             poisoned: false,
             started: false,
             hooks: self.hooks.clone(),
+            link: self.link.clone(),
         }))
     }
 }
@@ -142,9 +149,9 @@ impl Instantiator for FakeInstantiator {
 impl GuestInstance for FakeInstance {
     fn call_envelope(
         &mut self,
-        _ctx: CallContext,
+        ctx: CallContext,
         name: &str,
-        _input: &[u8],
+        input: &[u8],
         read: &mut dyn FnMut(&[u8]),
     ) -> Result<()> {
         if !self.started {
@@ -158,6 +165,25 @@ impl GuestInstance for FakeInstance {
                 self.hooks.gate.wait();
                 self.hooks.gate.wait();
                 read(self.tag);
+            }
+            "cross" => {
+                self.hooks.gate.wait();
+                let callee = std::str::from_utf8(input).map_err(Error::host)?;
+                let ctx = CallContext::routed(
+                    self.link.module().clone(),
+                    ctx.request_id,
+                    ctx.depth + 1,
+                    ctx.deadline,
+                );
+                let tag = self
+                    .link
+                    .router()
+                    .call(ctx, callee, "tag", b"")
+                    .map_err(|e| ErrorKind::Guest {
+                        code: e.code,
+                        message: e.message,
+                    })?;
+                read(&tag);
             }
             "trap" => {
                 self.poisoned = true;
@@ -664,4 +690,108 @@ impl tracing::Subscriber for Capture {
     fn enter(&self, _: &tracing::span::Id) {}
 
     fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Runs `calls` (module, input of `cross`) at once, one thread each, on `rt`; returns
+/// each call's outcome: its output, or the code and message of its guest error (any
+/// other error fails the test), and how long they took.
+fn crossing(rt: &Runtime, calls: &[(&str, &str)]) -> (Vec<Result<Vec<u8>, String>>, Duration) {
+    let started = std::time::Instant::now();
+    let outcomes = std::thread::scope(|s| {
+        let threads: Vec<_> = calls
+            .iter()
+            .map(|&(module, callee)| {
+                s.spawn(
+                    move || match rt.call_raw(module, "cross", callee.as_bytes()) {
+                        Ok(out) => Ok(out),
+                        Err(e) => match e.kind() {
+                            ErrorKind::Guest { code, message } => {
+                                assert_eq!(*code, membrane_types::ErrorCode::BUSY, "{message}");
+                                Err(message.clone())
+                            }
+                            other => panic!("{other:?}"),
+                        },
+                    },
+                )
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    (outcomes, started.elapsed())
+}
+
+/// A module's fake with the hooks (and gate) `hooks`.
+fn sharing(tag: &'static [u8], hooks: &Arc<Hooks>) -> FakeModule {
+    FakeModule {
+        hooks: hooks.clone(),
+        ..FakeModule::new(tag)
+    }
+}
+
+/// A→B on one thread while B→A runs on another, both `Persistent`, each call holding its
+/// module's instance when it calls the other: one of the routed calls fails at once
+/// with `Deadlock` (`BUSY` for its guest, which relays it), the other is served once
+/// that chain lets go; the failed wait counts in the callee's `busy`.
+#[test]
+fn crossing_calls_between_persistent_modules_fail_one_at_once() {
+    for _ in 0..10 {
+        let rt = Runtime::new(RuntimeConfig::default().max_wait(Duration::from_secs(60)));
+        let hooks = Arc::new(Hooks::gated(2));
+        rt.add("a", sharing(b"a", &hooks), ModuleSpec::persistent())
+            .unwrap();
+        rt.add("b", sharing(b"b", &hooks), ModuleSpec::persistent())
+            .unwrap();
+        let (outcomes, took) = crossing(&rt, &[("a", "b"), ("b", "a")]);
+        // Far below the minute either would have waited.
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        let (ok, failed): (Vec<_>, Vec<_>) = outcomes.iter().partition(|o| o.is_ok());
+        assert_eq!((ok.len(), failed.len()), (1, 1), "{outcomes:?}");
+        let message = failed[0].as_ref().unwrap_err();
+        let (caller, callee) = if outcomes[0].is_err() {
+            ("a", "b")
+        } else {
+            ("b", "a")
+        };
+        assert!(
+            message.starts_with(&format!(
+                "call to {callee}.tag failed: deadlock: this call waits for module `{callee}` (1 instance(s), all in use) in a cycle of 2 call chains"
+            )),
+            "{message}"
+        );
+        // The other chain's call of the failed chain's module was served.
+        assert_eq!(*ok[0].as_ref().unwrap(), caller.as_bytes());
+        let (caller, callee) = (
+            rt.module(caller).unwrap().counters,
+            rt.module(callee).unwrap().counters,
+        );
+        assert_eq!((caller.calls, caller.guest_errors, caller.busy), (2, 1, 0));
+        assert_eq!((callee.calls, callee.ok, callee.busy), (2, 1, 1));
+    }
+}
+
+/// Example (2) of `docs/runtime.md` over one module: four chains each hold one of its
+/// four instances and call it again. One fails (a knot of 4), the other three are
+/// served as instances come free.
+#[test]
+fn four_chains_holding_a_pool_of_four_fail_one() {
+    for _ in 0..10 {
+        let rt = Runtime::new(RuntimeConfig::default().max_wait(Duration::from_secs(60)));
+        let hooks = Arc::new(Hooks::gated(4));
+        rt.add("m", sharing(b"m", &hooks), ModuleSpec::pooled(4))
+            .unwrap();
+        let (outcomes, took) = crossing(&rt, &[("m", "m"); 4]);
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        let failed: Vec<_> = outcomes.iter().filter_map(|o| o.clone().err()).collect();
+        assert_eq!(failed.len(), 1, "{outcomes:?}");
+        assert!(
+            failed[0].contains("in a cycle of 4 call chains"),
+            "{failed:?}"
+        );
+        let c = rt.module("m").unwrap().counters;
+        // 4 calls from the host (one failed), 3 routed calls served, 1 deadlocked.
+        assert_eq!((c.calls, c.ok, c.guest_errors, c.busy), (8, 6, 1, 1));
+    }
 }
