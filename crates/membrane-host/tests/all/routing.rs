@@ -327,61 +327,167 @@ fn a_pipeline_of_three_modules() {
     }
 }
 
+/// How a rally ended: `Ok`, or the deadlock error relayed by the module whose call to
+/// its partner was failed to break a deadlock (`BUSY`, the deadlock's message). Any
+/// other outcome fails the test: with deadlocks detected, no call waits `max_wait` out
+/// (`Busy`) in these tests.
+fn rally_or_deadlock(rt: &Runtime, first: &str, strokes: u32, chains: usize) -> bool {
+    match rt.call::<_, Vec<Hit>>(first, "rally", &strokes) {
+        Ok(hits) => {
+            assert_eq!(hits.len(), strokes as usize + 1);
+            false
+        }
+        Err(e) => {
+            let (code, message) = guest_code(&e);
+            assert_eq!(code, ErrorCode::BUSY, "{message}");
+            assert!(
+                message.contains(": deadlock: this call waits for module `")
+                    && message.contains(&format!("in a cycle of {chains} call chains")),
+                "{message}"
+            );
+            true
+        }
+    }
+}
+
 /// A→B on one thread while B→A runs on another, both `Persistent`: each holds its own
-/// instance and wants the other's. Neither hangs: every call completes, or fails with
-/// `BUSY` once `max_wait` has passed.
+/// instance and wants the other's. With the default `max_wait` of 5 s, every crossing
+/// that deadlocks fails one of its two routed calls at once (the other goes on), so
+/// rounds of 400 calls end in milliseconds where 5 s per deadlock would take minutes;
+/// no call times out waiting. Rounds run until deadlocks were seen (how many a round
+/// sees depends on the scheduler; the first round nearly always does).
 #[test]
 fn crossing_calls_do_not_deadlock() {
-    let max_wait = Duration::from_millis(20);
-    let rt = Runtime::new(RuntimeConfig::default().max_wait(max_wait));
+    let rt = Runtime::new(RuntimeConfig::default());
+    assert_eq!(rt.config().max_wait, Duration::from_secs(5));
     rt.add("ping", pre("ping"), ModuleSpec::persistent())
         .unwrap();
     rt.add("pong", pre("pong"), ModuleSpec::persistent())
         .unwrap();
-    let start = Arc::new(Barrier::new(2));
-    let outcomes = std::thread::scope(|s| {
-        let threads: Vec<_> = ["ping", "pong"]
-            .into_iter()
-            .map(|first| {
-                let (rt, start) = (rt.clone(), start.clone());
-                s.spawn(move || {
-                    start.wait();
-                    let mut outcomes = (0u32, 0u32);
-                    for _ in 0..200 {
-                        match rt.call::<_, Vec<Hit>>(first, "rally", &1u32) {
-                            Ok(hits) => {
-                                assert_eq!(hits.len(), 2);
-                                outcomes.0 += 1;
-                            }
-                            // The top-level call waited too long for its module...
-                            Err(e) if matches!(e.kind(), ErrorKind::Busy { .. }) => {
-                                outcomes.1 += 1;
-                            }
-                            // ... or the module's call to its partner did.
-                            Err(e) => {
-                                let (code, message) = guest_code(&e);
-                                assert_eq!(code, ErrorCode::BUSY, "{message}");
-                                outcomes.1 += 1;
-                            }
-                        }
-                    }
-                    outcomes
+    let start = Barrier::new(2);
+    let started = Instant::now();
+    let mut deadlocks = 0;
+    for _ in 0..10 {
+        deadlocks += std::thread::scope(|s| {
+            let threads: Vec<_> = ["ping", "pong"]
+                .into_iter()
+                .map(|first| {
+                    let (rt, start) = (&rt, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        (0..200)
+                            .filter(|_| rally_or_deadlock(rt, first, 1, 2))
+                            .count() as u64
+                    })
                 })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .collect::<Vec<_>>()
-    });
-    let total: u32 = outcomes.iter().map(|(ok, busy)| ok + busy).sum();
-    assert_eq!(total, 400, "{outcomes:?}");
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum::<u64>()
+        });
+        if deadlocks > 0 {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    eprintln!("crossing calls: {deadlocks} deadlocks, {took:?}");
+    assert!(deadlocks > 0);
+    assert!(took < Duration::from_secs(60), "{took:?}");
     let (ping, pong) = (
         rt.module("ping").unwrap().counters,
         rt.module("pong").unwrap().counters,
     );
     assert_eq!((ping.in_flight, pong.in_flight), (0, 0));
     assert_eq!(ping.traps + pong.traps, 0);
+    // Each deadlock: one routed call failed (the callee's `busy`), relayed by its caller.
+    assert_eq!(ping.busy + pong.busy, deadlocks, "{ping:?} {pong:?}");
+    assert_eq!(ping.guest_errors + pong.guest_errors, deadlocks);
+}
+
+/// Example (2) of the locking rule: `ping` and `pong` with pools of 4, four threads each
+/// playing pong→ping→pong rallies. When the four chains hold the four pongs and each
+/// wants a second one, one of them fails at once (a knot of 4) and the other three
+/// finish. First forced: four calls hold the four pings (in a host callable, through
+/// `user`) while four rallies start, so that each rally takes a pong and waits for a
+/// ping; once let go, each asks for a second pong and the last finds all four held by
+/// the others, who all wait: exactly one deadlock per round. Then free-running: every
+/// call ends `Ok` or with that deadlock, fast.
+#[test]
+fn four_chains_that_each_want_a_second_instance_of_a_full_pool() {
+    let rt = rally_runtime(RuntimeConfig::default(), 4);
+    rt.add("user", pre("callable-user"), ModuleSpec::pooled(4))
+        .unwrap();
+    let (entered, release) = (Arc::new(Barrier::new(5)), Arc::new(Barrier::new(5)));
+    let hold = {
+        let (entered, release) = (entered.clone(), release.clone());
+        rt.register_callable_raw(move |_, _| {
+            entered.wait();
+            release.wait();
+            Ok(Vec::new())
+        })
+        .unwrap()
+    };
+    let hold_a_ping = membrane_codec::to_payload(&(hold.get(), Vec::<u8>::new())).unwrap();
+    let in_flight = |name: &str| rt.module(name).unwrap().counters.in_flight;
+    let started = Instant::now();
+    for _ in 0..5 {
+        std::thread::scope(|s| {
+            let holders: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| probe(&rt, "user", "probe", &hold_a_ping)))
+                .collect();
+            entered.wait();
+            let rallies: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| rally_or_deadlock(&rt, "pong", 2, 4)))
+                .collect();
+            // Each rally took a pong and waits for a ping (a call counts in `in_flight`
+            // while it waits).
+            while in_flight("ping") < 8 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            release.wait();
+            for holder in holders {
+                assert_eq!(holder.join().unwrap().0, ErrorCode(0));
+            }
+            let deadlocks = rallies
+                .into_iter()
+                .map(|r| r.join().unwrap())
+                .filter(|&deadlocked| deadlocked)
+                .count();
+            assert_eq!(deadlocks, 1);
+        });
+    }
+    let round = Barrier::new(4);
+    let free: u64 = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (rt, round) = (&rt, &round);
+                s.spawn(move || {
+                    (0..100)
+                        .filter(|_| {
+                            round.wait();
+                            rally_or_deadlock(rt, "pong", 2, 4)
+                        })
+                        .count() as u64
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    let took = started.elapsed();
+    eprintln!("pools of 4: 5 forced deadlocks, {free} in 400 free rallies, {took:?}");
+    // 5 deadlocks waited out would take 25 s, and as long again per free one.
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let (ping, pong) = (
+        rt.module("ping").unwrap().counters,
+        rt.module("pong").unwrap().counters,
+    );
+    assert_eq!((ping.in_flight, pong.in_flight), (0, 0));
+    // Each deadlocked call was a call of pong (from ping), relayed by that ping, then by
+    // the pong that called it.
+    let deadlocks = 5 + free;
+    assert_eq!((ping.busy, pong.busy), (0, deadlocks));
+    assert_eq!(
+        (ping.guest_errors, pong.guest_errors),
+        (deadlocks, deadlocks)
+    );
 }
 
 /// Host callables: typed and raw, called by id with the caller's context; errors of the
