@@ -44,7 +44,8 @@ impl ErrorCode {
     /// deadline, or the depth of the call chain.
     pub const LIMIT_EXCEEDED: ErrorCode = ErrorCode(13);
     /// Every instance of the called module stayed busy (or is held by this very call
-    /// chain, which a call cannot wait for).
+    /// chain, which a call cannot wait for, or by chains waiting in a deadlock with
+    /// it).
     pub const BUSY: ErrorCode = ErrorCode(14);
     /// The call failed for another reason (the callee broke the ABI, its instance could
     /// not be made, ...); the message says why.
