@@ -128,13 +128,13 @@ impl Version {
     }
 
     /// Runs `call` on an instance of this version for the request `request`: one lent
-    /// by its pool (waiting for one at most `wait`, the wait recorded in `waits`), or a
-    /// fresh one (started before the call, stopped after it).
+    /// by its pool (waiting for one at most `wait`, the wait recorded in `waits` if
+    /// given), or a fresh one (started before the call, stopped after it).
     fn on_instance<R>(
         &self,
         request: u64,
         wait: Duration,
-        waits: &WaitGraph,
+        waits: Option<&WaitGraph>,
         call: impl FnOnce(&mut dyn GuestInstance) -> Result<R>,
     ) -> Result<R> {
         match &self.pool {
@@ -372,7 +372,9 @@ impl Runtime {
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         let request = ctx.request_id;
-        self.run(module, request, wait, |instance| {
+        // A call from the host holds no instance: its wait needs no deadlock check.
+        let waits = ctx.caller.is_some().then_some(&self.inner.waits);
+        self.run(module, request, wait, waits, |instance| {
             let mut read = Some(read);
             let mut output = None;
             instance.call_envelope(ctx, function, input, &mut |bytes| {
@@ -386,17 +388,19 @@ impl Runtime {
     }
 
     /// One call of the request `request` on an instance of `module`'s current version,
-    /// counted (`call` calls the function).
+    /// counted (`call` calls the function); a wait for an instance is recorded in
+    /// `waits` if given (a call from a module).
     fn run<R>(
         &self,
         module: &str,
         request: u64,
         wait: Duration,
+        waits: Option<&WaitGraph>,
         call: impl FnOnce(&mut dyn GuestInstance) -> Result<R>,
     ) -> Result<R> {
         let version = self.current(module)?;
         version.stats.begin();
-        let result = version.on_instance(request, wait, &self.inner.waits, call);
+        let result = version.on_instance(request, wait, waits, call);
         match &result {
             // Refused by the executor before any guest code ran (it looks the name up
             // itself, at no cost to the calls that find it): not a call.
@@ -414,9 +418,13 @@ impl Runtime {
         // The executor's own copy: it verifies the output while copying it.
         let ctx = self.host_call();
         let request = ctx.request_id;
-        self.run(module, request, self.inner.config.max_wait, |instance| {
-            instance.call_to_vec(ctx, function, input)
-        })
+        self.run(
+            module,
+            request,
+            self.inner.config.max_wait,
+            None,
+            |instance| instance.call_to_vec(ctx, function, input),
+        )
     }
 
     /// Calls `function` of the module `module` with a serde value and deserializes its

@@ -8,10 +8,11 @@
 //! on an instance the call owns alone, outside every lock) and never while an instance
 //! is dropped.
 //!
-//! A call that has to wait records its wait in the runtime's [`WaitGraph`] and checks,
-//! when it starts waiting and then every [`CHECK_EVERY`], whether it is one of a knot
-//! of chains that wait on one another (`deadlock.rs`); a call that finds an instance
-//! or room for one never touches the graph.
+//! A call from a module that has to wait records its wait in the runtime's
+//! [`WaitGraph`] and checks, when it starts waiting and then every [`CHECK_EVERY`],
+//! whether it is one of a knot of chains that wait on one another (`deadlock.rs`); a
+//! call that finds an instance or room for one never touches the graph, nor does a
+//! call from the host (it holds no instance, so it is never one of a knot).
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -94,8 +95,11 @@ impl Pool {
     /// freed and fails with [`ErrorKind::Busy`] after it. When every instance is lent
     /// to `request` itself (a module calling back into one that called it), fails at
     /// once with [`ErrorKind::Reentry`]: none would be freed before this call ends.
-    /// While it waits, the call's wait is in `waits`, and a call that is one of a knot
-    /// of chains waiting on one another fails with [`ErrorKind::Deadlock`].
+    ///
+    /// With `waits`, the call's wait is recorded there while it waits, and a call that
+    /// is one of a knot of chains waiting on one another fails with
+    /// [`ErrorKind::Deadlock`]. Without (a call from the host, whose chain holds no
+    /// instance and so is never one of a knot), it only waits.
     #[inline]
     pub(crate) fn acquire<'p>(
         self: &'p Arc<Pool>,
@@ -103,7 +107,7 @@ impl Pool {
         max_wait: Duration,
         module: &str,
         request: u64,
-        waits: &WaitGraph,
+        waits: Option<&WaitGraph>,
     ) -> Result<Lease<'p>> {
         let mut state = self.lock();
         if let Some(instance) = state.idle.pop() {
@@ -156,7 +160,7 @@ impl Pool {
         max_wait: Duration,
         module: &str,
         request: u64,
-        waits: &WaitGraph,
+        waits: Option<&WaitGraph>,
     ) -> Result<Lease<'p>> {
         if state.holders.iter().filter(|&&h| h == request).count() >= self.max {
             return Err(ErrorKind::Reentry {
@@ -168,8 +172,8 @@ impl Pool {
         // Declared after `state`, so dropped before it: a wait that ends with an
         // instance ends under the pool's lock (`deadlock.rs`).
         let mut waiting: Option<Waiting<'_>> = None;
-        // When the next deadlock check is due (the first: at once).
-        let mut check_at = started;
+        // When the next deadlock check is due (the first: at once), if any.
+        let mut check_at = waits.map(|_| started);
         loop {
             if let Some(instance) = state.idle.pop() {
                 state.holders.push(request);
@@ -194,7 +198,9 @@ impl Pool {
                 }
                 .into());
             };
-            if now >= check_at {
+            if let Some(waits) = waits
+                && check_at.is_some_and(|at| now >= at)
+            {
                 let waiting = waiting.get_or_insert_with(|| {
                     let on: Weak<Pool> = Arc::downgrade(self);
                     waits.enter(request, on)
@@ -209,7 +215,7 @@ impl Pool {
                     }
                     .into());
                 }
-                check_at = Instant::now() + CHECK_EVERY;
+                check_at = Some(Instant::now() + CHECK_EVERY);
                 state = self.lock();
                 // Freed meanwhile? (Nobody notified this call while it checked.)
                 continue;
@@ -217,7 +223,7 @@ impl Pool {
             state.waiting += 1;
             state = self
                 .freed
-                .wait_timeout(state, left.min(check_at - now))
+                .wait_timeout(state, check_at.map_or(left, |at| left.min(at - now)))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
             state.waiting -= 1;
@@ -387,7 +393,13 @@ mod tests {
 
         /// An instance of pool `i` for `request`, waiting at most `wait`.
         fn get(&self, i: usize, wait: Duration, request: u64) -> Result<Lease<'_>> {
-            self.pools[i].acquire(&self.maker, wait, &format!("p{i}"), request, &self.waits)
+            self.pools[i].acquire(
+                &self.maker,
+                wait,
+                &format!("p{i}"),
+                request,
+                Some(&self.waits),
+            )
         }
     }
 
@@ -438,6 +450,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(pools.waits.waiting(), 0);
+        // The same without a wait graph (a call from the host).
+        let e = pools.pools[0]
+            .acquire(&pools.maker, Duration::from_millis(50), "p0", 2, None)
+            .err()
+            .unwrap();
+        assert!(matches!(e.kind(), ErrorKind::Busy { .. }), "{e}");
         // A waiter with a long bound is served as soon as the lease is dropped.
         std::thread::scope(|s| {
             let waiter = s.spawn(|| pools.get(0, FOREVER, 3).map(|_| ()));
@@ -480,10 +498,7 @@ mod tests {
             ..Maker::default()
         };
         for _ in 0..2 {
-            assert!(
-                pool.acquire(&maker, Duration::ZERO, "m", 1, &WaitGraph::default())
-                    .is_err()
-            );
+            assert!(pool.acquire(&maker, Duration::ZERO, "m", 1, None).is_err());
             assert_eq!(pool.live(), 0);
         }
     }

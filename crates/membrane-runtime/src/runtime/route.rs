@@ -155,8 +155,11 @@ impl Router {
         let wait = wait_within(runtime.config().max_wait, ctx.deadline)
             .map_err(|e| routed_error(module, function, &e))?;
         let request = ctx.request_id;
+        // The calling chain holds its caller's instance while it waits: the wait is
+        // recorded for the deadlock check.
+        let waits = Some(&runtime.inner.waits);
         runtime
-            .run(module, request, wait, |instance| {
+            .run(module, request, wait, waits, |instance| {
                 instance.call_to_vec(ctx, function, input)
             })
             .map_err(|e| routed_error(module, function, &e))
