@@ -23,8 +23,9 @@ use crate::executor::{GuestInstance, Instantiator};
 
 /// How often a waiting call checks again whether it is deadlocked. It checks first when
 /// it starts waiting, which finds a knot as it forms (the chain that completes a knot
-/// is the last to wait); checking again bounds how long a knot missed then (a check
-/// that raced with another) goes unnoticed.
+/// is the last of its members to wait, and checks after every other member's wait is
+/// recorded); checking again is a safeguard, bounding how long a knot that check did
+/// not report would go unnoticed.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(20);
 
 /// The instances of a module version that keeps them (`Persistent`, `Pooled`).
