@@ -203,6 +203,8 @@ impl Waiting<'_> {
             waits: HashMap::new(),
             holders: HashMap::new(),
         };
+        // The chains in `chains`, for a pool of many holders.
+        let mut seen = HashSet::from([self.request]);
         let mut next = 0;
         while let Some(&request) = reach.chains.get(next) {
             next += 1;
@@ -219,7 +221,7 @@ impl Waiting<'_> {
                 return None;
             }
             for &holder in &holders {
-                if !reach.chains.contains(&holder) {
+                if seen.insert(holder) {
                     reach.chains.push(holder);
                 }
             }
