@@ -237,14 +237,19 @@ impl Reach {
     /// holds something another member waits for, and `me` is one of them (not a chain
     /// that merely waits behind the knot).
     fn is_knot(&self, me: u64) -> bool {
-        let mut back: HashSet<u64> = HashSet::from([me]);
-        let mut grew = true;
-        while grew {
-            grew = false;
-            for (&waiter, holders) in &self.holders {
-                if !back.contains(&waiter) && holders.iter().any(|h| back.contains(h)) {
-                    back.insert(waiter);
-                    grew = true;
+        // Who waits on a pool each chain holds: the edges, reversed.
+        let mut waiters: HashMap<u64, Vec<u64>> = HashMap::new();
+        for (&waiter, holders) in &self.holders {
+            for &holder in holders {
+                waiters.entry(holder).or_default().push(waiter);
+            }
+        }
+        let mut back = HashSet::from([me]);
+        let mut todo = vec![me];
+        while let Some(chain) = todo.pop() {
+            for &waiter in waiters.get(&chain).into_iter().flatten() {
+                if back.insert(waiter) {
+                    todo.push(waiter);
                 }
             }
         }
