@@ -291,30 +291,39 @@ impl<T: Send + 'static> HostFunctions<T> {
                             ptr: resp_ptr,
                             cap: resp_cap,
                         };
-                        let result = if caller.data().handles.is_none() {
-                            Err(import_during_start(HOST_MODULE, &name))
-                        } else {
-                            // A panicking host function is a bug of the host application;
-                            // it stops this call (and poisons the instance) instead of
-                            // unwinding through wasm frames into the caller.
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &f {
-                                Registered::Typed(f) => f(&mut caller, &name, ptr, len, buf),
-                                Registered::Bytes(f) => {
-                                    call_bytes_host_fn(&mut caller, &**f, ptr, len, buf)
-                                }
-                                Registered::Raw(f) => {
-                                    call_raw_host_fn(&mut caller, &name, &**f, ptr, len, buf)
-                                }
-                            }))
-                            .unwrap_or_else(|panic| Err(host_fn_panicked(&name, &*panic)))
-                        };
-                        trap_on_fault(&mut caller, result)
+                        serve_import(&mut caller, HOST_MODULE, &name, |caller| match &f {
+                            Registered::Typed(f) => f(caller, &name, ptr, len, buf),
+                            Registered::Bytes(f) => call_bytes_host_fn(caller, &**f, ptr, len, buf),
+                            Registered::Raw(f) => {
+                                call_raw_host_fn(caller, &name, &**f, ptr, len, buf)
+                            }
+                        })
                     },
                 )
                 .map_err(host)?;
         }
         Ok(())
     }
+}
+
+/// Runs `serve` for a call of the import `module::name` with the host-function type
+/// (a host function, a runtime service) and turns what it found wrong with the guest
+/// into a trap: refused before the instance is set up (the module's start function),
+/// and a panic in the host (a bug of the host application) stops the call (and poisons
+/// the instance) instead of unwinding through wasm frames into the caller.
+pub(crate) fn serve_import<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    module: &str,
+    name: &str,
+    serve: impl FnOnce(&mut Caller<'_, StoreData<T>>) -> Result<u64>,
+) -> wasmtime::Result<u64> {
+    let result = if caller.data().handles.is_none() {
+        Err(import_during_start(module, name))
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&mut *caller)))
+            .unwrap_or_else(|panic| Err(host_fn_panicked(name, &*panic)))
+    };
+    trap_on_fault(caller, result)
 }
 
 /// The signature the linker gives this import, or `None` if it does not provide it.
@@ -422,7 +431,7 @@ fn write_bytes<T: 'static>(
 
 /// The error for a host function that panicked.
 #[cold]
-pub(crate) fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     let message = panic
         .downcast_ref::<&str>()
         .copied()
@@ -434,7 +443,7 @@ pub(crate) fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -
 /// The error for an import called by the module's start function: the instance does
 /// not exist yet, so there is no memory or allocation entry to serve the call with.
 #[cold]
-pub(crate) fn import_during_start(module: &str, name: &str) -> Error {
+fn import_during_start(module: &str, name: &str) -> Error {
     Error::abi(AbiViolation::ImportDuringStart {
         import: format!("{module}::{name}"),
     })
@@ -452,7 +461,7 @@ fn no_fault<T: 'static>(caller: &mut Caller<'_, StoreData<T>>) -> Result<()> {
 }
 
 /// Turns a host-detected guest fault into a trap, recording the real error.
-pub(crate) fn trap_on_fault<T: 'static>(
+fn trap_on_fault<T: 'static>(
     caller: &mut Caller<'_, StoreData<T>>,
     result: Result<u64>,
 ) -> wasmtime::Result<u64> {

@@ -10,8 +10,7 @@ use membrane_types::{
 use wasmtime::{Caller, Linker};
 
 use crate::host_fn::{
-    ResponseBuffer, host_fn_panicked, import_during_start, read_request, respond_bytes,
-    trap_on_fault, write_error, write_value,
+    ResponseBuffer, read_request, respond_bytes, serve_import, write_error, write_value,
 };
 use crate::store::StoreData;
 use membrane_runtime::imports::RUNTIME_IMPORTS;
@@ -49,17 +48,10 @@ pub(crate) fn link<T: Send + 'static>(linker: &mut Linker<StoreData<T>>) -> Resu
                         ptr: resp_ptr,
                         cap: resp_cap,
                     };
-                    let result = if caller.data().handles.is_none() {
-                        Err(import_during_start(RUNTIME_MODULE, name))
-                    } else {
-                        // A panic in the host (a callable's is caught earlier) stops this
-                        // call instead of unwinding through wasm frames.
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            serve(&mut caller, ptr, len, buf)
-                        }))
-                        .unwrap_or_else(|panic| Err(host_fn_panicked(name, &*panic)))
-                    };
-                    trap_on_fault(&mut caller, result)
+                    // A callable's panic is caught earlier, as the guest's error.
+                    serve_import(&mut caller, RUNTIME_MODULE, name, |caller| {
+                        serve(caller, ptr, len, buf)
+                    })
                 },
             )
             .map_err(|e| Error::host(format_args!("cannot link: {e:#}")))?;
