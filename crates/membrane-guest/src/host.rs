@@ -188,9 +188,10 @@ pub(crate) fn call_host_prefixed<P: Serialize + ?Sized, R>(
 }
 
 /// Sends a request made of `prefix` (postcard) and `input` to the import `import`, and
-/// asks for the response in the arena (no response buffer), where it stays until the
-/// next call: a successful response envelope is returned as an [`Output`] as it lies,
-/// so an export hands it on as its own output with no copy and no second checksum.
+/// has the response written into the arena (a response buffer there, or memory the host
+/// allocates), where it stays until the next call: a successful response envelope is
+/// returned as an [`Output`] as it lies, so an export hands it on as its own output with
+/// no copy and no second checksum.
 pub(crate) fn call_host_to_output<P: Serialize + ?Sized>(
     name: &str,
     import: impl FnOnce(u32, u32, u32, u32) -> u64,
@@ -201,8 +202,22 @@ pub(crate) fn call_host_to_output<P: Serialize + ?Sized>(
     {
         let claim = Claim::take();
         let request = crate::export::encode_prefixed(prefix, input, Flags::EXPECTS_RESPONSE)?;
+        // A response buffer in the arena, as large as an answer of the input's size (an
+        // echo, a transformation): the host writes such a response there and needs no
+        // allocation call back into this module; a larger one goes where the host
+        // allocates it, in the arena too. Either way it stays put until the next call.
+        let (resp_ptr, resp_cap) = input
+            .len()
+            .checked_add(membrane_codec::HEADER_LEN)
+            .and_then(|cap| Some((crate::arena::alloc_uninit(cap)?, cap)))
+            .map_or((0, 0), |(at, cap)| (at.as_ptr() as u32, cap as u32));
         SCRATCH_BUSY.0.set(claim.nested);
-        let packed = import(request.as_ptr() as u32, request.len() as u32, 0, 0);
+        let packed = import(
+            request.as_ptr() as u32,
+            request.len() as u32,
+            resp_ptr,
+            resp_cap,
+        );
         SCRATCH_BUSY.0.set(true);
         let bytes = response_bytes(name, packed)?;
         let envelope =
