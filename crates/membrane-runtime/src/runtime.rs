@@ -337,15 +337,17 @@ impl Runtime {
         input: &[u8],
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        let ctx = self.host_call();
-        self.call_in(
-            ctx,
-            self.inner.config.max_wait,
-            module,
-            function,
-            input,
-            read,
-        )
+        self.run(module, self.host_call(), |instance, ctx| {
+            let mut read = Some(read);
+            let mut output = None;
+            instance.call_envelope(ctx, function, input, &mut |bytes| {
+                if let Some(read) = read.take() {
+                    output = Some(read(bytes));
+                }
+            })?;
+            output
+                .ok_or_else(|| Error::host("the executor returned no output for a successful call"))
+        })
     }
 
     /// The context of a new call from the host: a new request.
@@ -360,47 +362,23 @@ impl Runtime {
         self.inner.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// A call as `ctx` says, waiting at most `wait` for an instance: from the host or
-    /// routed from a guest.
-    fn call_in<R>(
-        &self,
-        ctx: CallContext,
-        wait: Duration,
-        module: &str,
-        function: &str,
-        input: &[u8],
-        read: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R> {
-        let request = ctx.request_id;
-        // A call from the host holds no instance: its wait needs no deadlock check.
-        let waits = ctx.caller.is_some().then_some(&self.inner.waits);
-        self.run(module, request, wait, waits, |instance| {
-            let mut read = Some(read);
-            let mut output = None;
-            instance.call_envelope(ctx, function, input, &mut |bytes| {
-                if let Some(read) = read.take() {
-                    output = Some(read(bytes));
-                }
-            })?;
-            output
-                .ok_or_else(|| Error::host("the executor returned no output for a successful call"))
-        })
-    }
-
-    /// One call of the request `request` on an instance of `module`'s current version,
-    /// counted (`call` calls the function); a wait for an instance is recorded in
-    /// `waits` if given (a call from a module).
+    /// One call as `ctx` says on an instance of `module`'s current version, counted
+    /// (`call` calls the function). The wait for an instance is bounded by `max_wait`
+    /// and the chain's deadline (a call past it fails at once with a timeout, before
+    /// anything is counted); a call from a module records its wait for the deadlock
+    /// check (a call from the host holds no instance, so it never needs one).
     fn run<R>(
         &self,
         module: &str,
-        request: u64,
-        wait: Duration,
-        waits: Option<&WaitGraph>,
-        call: impl FnOnce(&mut dyn GuestInstance) -> Result<R>,
+        ctx: CallContext,
+        call: impl FnOnce(&mut dyn GuestInstance, CallContext) -> Result<R>,
     ) -> Result<R> {
+        let wait = route::wait_within(self.inner.config.max_wait, ctx.deadline)?;
+        let waits = ctx.caller.is_some().then_some(&self.inner.waits);
+        let request = ctx.request_id;
         let version = self.current(module)?;
         version.stats.begin();
-        let result = version.on_instance(request, wait, waits, call);
+        let result = version.on_instance(request, wait, waits, |instance| call(instance, ctx));
         match &result {
             // Refused by the executor before any guest code ran (it looks the name up
             // itself, at no cost to the calls that find it): not a call.
@@ -416,15 +394,9 @@ impl Runtime {
     /// copy of the output payload (see [`Runtime::call_with`]).
     pub fn call_raw(&self, module: &str, function: &str, input: &[u8]) -> Result<Vec<u8>> {
         // The executor's own copy: it verifies the output while copying it.
-        let ctx = self.host_call();
-        let request = ctx.request_id;
-        self.run(
-            module,
-            request,
-            self.inner.config.max_wait,
-            None,
-            |instance| instance.call_to_vec(ctx, function, input),
-        )
+        self.run(module, self.host_call(), |instance, ctx| {
+            instance.call_to_vec(ctx, function, input)
+        })
     }
 
     /// Calls `function` of the module `module` with a serde value and deserializes its

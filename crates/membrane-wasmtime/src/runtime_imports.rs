@@ -186,7 +186,7 @@ fn serve_callable<T: 'static>(
     serve_outgoing(caller, ptr, len, buf, |link, ctx, payload| {
         let (id, input) =
             postcard::take_from_bytes::<u64>(payload).map_err(|e| bad_request("callable", e))?;
-        link.router().call_callable(&ctx, id, input, <[u8]>::to_vec)
+        link.router().call_callable(&ctx, id, input)
     })
 }
 

@@ -152,30 +152,25 @@ impl Router {
             // calls start one, as a call from the host would.
             ctx.request_id = runtime.next_request();
         }
-        let wait = wait_within(runtime.config().max_wait, ctx.deadline)
-            .map_err(|e| routed_error(module, function, &e))?;
-        let request = ctx.request_id;
-        // The calling chain holds its caller's instance while it waits: the wait is
-        // recorded for the deadlock check.
-        let waits = Some(&runtime.inner.waits);
+        // A call from a module: its wait is recorded for the deadlock check, and
+        // bounded by the chain's deadline.
         runtime
-            .run(module, request, wait, waits, |instance| {
+            .run(module, ctx, |instance, ctx| {
                 instance.call_to_vec(ctx, function, input)
             })
             .map_err(|e| routed_error(module, function, &e))
     }
 
-    /// Calls the host callable `id` for a guest and hands `read` its output payload.
+    /// Calls the host callable `id` for a guest and returns its output payload.
     /// An id that is not registered is `ErrorCode::UNKNOWN_CALLABLE`; the callable's own
     /// [`HostError`] reaches the guest as it is; a panicking callable is
     /// `ErrorCode::CALL_FAILED` (the panic is caught).
-    pub fn call_callable<R>(
+    pub fn call_callable(
         &self,
         ctx: &CallContext,
         id: u64,
         input: &[u8],
-        read: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, HostError> {
+    ) -> Result<Vec<u8>, HostError> {
         let runtime = self.runtime()?;
         let callable = runtime.inner.callables.get(id).ok_or_else(|| {
             HostError::new(
@@ -185,18 +180,16 @@ impl Router {
         })?;
         // Called outside every lock: a callable may call the runtime, register or
         // unregister callables (itself too).
-        let output =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callable(ctx, input)))
-                .unwrap_or_else(|panic| {
-                    Err(HostError::new(
-                        ErrorCode::CALL_FAILED,
-                        format!(
-                            "host callable {id:#018x} panicked: {}",
-                            panic_message(&*panic)
-                        ),
-                    ))
-                })?;
-        Ok(read(&output))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callable(ctx, input)))
+            .unwrap_or_else(|panic| {
+                Err(HostError::new(
+                    ErrorCode::CALL_FAILED,
+                    format!(
+                        "host callable {id:#018x} panicked: {}",
+                        panic_message(&*panic)
+                    ),
+                ))
+            })
     }
 
     /// The runtime's modules and their functions, sorted by name, for a guest; refused
@@ -220,7 +213,10 @@ impl Router {
 
 /// How long a call may wait for an instance: `max_wait`, within the chain's deadline.
 /// Fails with a timeout when the deadline has passed already.
-fn wait_within(max_wait: Duration, deadline: Option<Instant>) -> Result<Duration, Error> {
+pub(super) fn wait_within(
+    max_wait: Duration,
+    deadline: Option<Instant>,
+) -> Result<Duration, Error> {
     let Some(deadline) = deadline else {
         return Ok(max_wait);
     };
