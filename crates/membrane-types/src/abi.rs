@@ -94,6 +94,41 @@ pub const CONTEXT_IMPORT: &str = "context";
 /// `Vec<(String, Vec<String>)>`, sorted by module name.
 pub const MODULES_IMPORT: &str = "modules";
 
+/// Import module of the standard host services (`docs/abi.md` §10): log, clocks,
+/// randomness, effects, debug, key-value storage and the message bus. Each import has
+/// the host-function signature of [`HOST_MODULE`]'s and the same request/response
+/// protocol. A module may import a service only if its host granted it: a runtime
+/// refuses to add a module that imports a service it was not granted, naming the
+/// import and the grant.
+pub const SERVICES_MODULE: &str = "membrane_services";
+
+/// The imports of [`SERVICES_MODULE`], each with the name of the grant it needs
+/// (`docs/abi.md` §10 gives every request and response).
+pub const SERVICE_IMPORTS: [(&str, &str); 15] = [
+    ("log", "log"),
+    ("clock_wall", "clock"),
+    ("clock_monotonic", "clock"),
+    ("random", "random"),
+    ("emit", "effects"),
+    ("assert_failed", "debug"),
+    ("breakpoint", "debug"),
+    ("kv_get", "kv"),
+    ("kv_put", "kv"),
+    ("kv_delete", "kv"),
+    ("kv_scan", "kv"),
+    ("bus_send", "bus"),
+    ("bus_broadcast", "bus"),
+    ("bus_recv", "bus"),
+    ("bus_pending", "bus"),
+];
+
+/// The export a module's message handler has (`docs/abi.md` §10): a guest function
+/// (the signature of any export) whose input payload is the postcard encoding of
+/// `(from: Option<&str>, channel: &str, payload: &[u8])` (`from`: `None` for the host).
+/// A runtime delivers the module's queued messages to it
+/// (`Runtime::run_until_idle`); nothing else may call it.
+pub const MESSAGE_EXPORT: &str = "__membrane_message";
+
 /// Packs an output envelope's location into the `u64` an export returns:
 /// `ptr << 32 | len`.
 #[inline]

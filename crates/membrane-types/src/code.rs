@@ -52,6 +52,17 @@ impl ErrorCode {
     pub const CALL_FAILED: ErrorCode = ErrorCode(15);
     /// The service is only available to an instance run by a runtime.
     pub const NOT_IN_RUNTIME: ErrorCode = ErrorCode(16);
+    /// A message was refused because the receiver's queue is full (backpressure: the
+    /// message was not delivered; send it again later).
+    pub const QUEUE_FULL: ErrorCode = ErrorCode(17);
+    /// A key-value write was refused by a quota: key size, value size, or the total
+    /// bytes of the module's namespace. Nothing was written.
+    pub const QUOTA_EXCEEDED: ErrorCode = ErrorCode(18);
+    /// A guest's debug assertion failed; the message is the assertion's.
+    pub const ASSERTION_FAILED: ErrorCode = ErrorCode(19);
+    /// The host's storage failed (an I/O error of the key-value store); the message
+    /// says why. Nothing was written.
+    pub const STORAGE_FAILED: ErrorCode = ErrorCode(20);
     /// The smallest code applications may define for themselves.
     pub const APPLICATION_MIN: ErrorCode = ErrorCode(1000);
 
@@ -81,6 +92,10 @@ impl ErrorCode {
             14 => "BUSY",
             15 => "CALL_FAILED",
             16 => "NOT_IN_RUNTIME",
+            17 => "QUEUE_FULL",
+            18 => "QUOTA_EXCEEDED",
+            19 => "ASSERTION_FAILED",
+            20 => "STORAGE_FAILED",
             _ => return None,
         })
     }
@@ -117,11 +132,11 @@ mod tests {
 
     #[test]
     fn reserved_codes_have_names_application_codes_do_not() {
-        for code in 0..=16 {
+        for code in 0..=20 {
             assert!(ErrorCode(code).name().is_some(), "{code}");
             assert!(ErrorCode(code).is_reserved());
         }
-        assert_eq!(ErrorCode(17).name(), None);
+        assert_eq!(ErrorCode(21).name(), None);
         assert!(!ErrorCode(1000).is_reserved());
         assert_eq!(ErrorCode(1000).name(), None);
     }
