@@ -42,7 +42,9 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use membrane_benches::{Floor, PairFloor, guest, host_fns_host};
-use membrane_host::{Engine, EngineConfig, HostFunctions, ModuleSpec, Runtime, RuntimeConfig};
+use membrane_host::{
+    Engine, EngineConfig, Grants, HostFunctions, ModuleSpec, Runtime, RuntimeConfig,
+};
 use wasmtime::{Linker, Store};
 
 const SIZES: [(usize, &str); 5] = [
@@ -334,7 +336,11 @@ fn guest_to_guest(c: &mut Criterion) {
     };
     let runtime = Runtime::new(RuntimeConfig::default());
     runtime
-        .add("ping", load("ping"), ModuleSpec::persistent())
+        .add(
+            "ping",
+            load("ping"),
+            ModuleSpec::persistent().grants(Grants::none().discover()),
+        )
         .unwrap();
     runtime
         .add("echo", load("pong"), ModuleSpec::persistent())

@@ -140,7 +140,11 @@ fn main() {
             };
             let runtime = membrane_host::Runtime::new(membrane_host::RuntimeConfig::default());
             let spec = membrane_host::ModuleSpec::persistent();
-            runtime.add("ping", load("ping"), spec).unwrap();
+            // ping's `list` export imports the module list: granted.
+            let ping = spec
+                .clone()
+                .grants(membrane_host::Grants::none().discover());
+            runtime.add("ping", load("ping"), ping).unwrap();
             runtime.add("echo", load("pong"), spec).unwrap();
             assert_eq!(runtime.call_raw("ping", "relay", &input).unwrap(), input);
             run(iters, &mut || {

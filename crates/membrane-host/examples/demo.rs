@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use membrane_host::{
-    Engine, EngineConfig, HostError, HostFunctions, InstancePre, ModuleSpec, Runtime, RuntimeConfig,
+    Engine, EngineConfig, Grants, HostError, HostFunctions, InstancePre, ModuleSpec, Runtime,
+    RuntimeConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -160,7 +161,12 @@ fn runtime_of_many_modules(
     };
     let runtime = Runtime::new(RuntimeConfig::default());
     // Pools with room for a rally to the depth limit (16: 8 instances of each).
-    runtime.add("ping", load("ping")?, ModuleSpec::pooled(8))?;
+    // ping may list the runtime's modules (its `list` export imports that service).
+    runtime.add(
+        "ping",
+        load("ping")?,
+        ModuleSpec::pooled(8).grants(Grants::none().discover()),
+    )?;
     runtime.add("pong", load("pong")?, ModuleSpec::pooled(8))?;
     for stage in ["tokenize", "count", "report"] {
         runtime.add(stage, load(stage)?, ModuleSpec::pooled(2))?;

@@ -50,10 +50,15 @@
 #![forbid(unsafe_code)]
 
 pub use membrane_codec::CodecConfig;
+/// The key-value stores: [`kv::RedbKv`] on disk, [`kv::MemoryKv`] in memory.
+pub use membrane_runtime::services::kv;
 pub use membrane_runtime::{
-    AbiViolation, CallContext, CallableId, ContentHash, Error, ErrorKind, HostError,
-    InstancePolicy, LimitKind, LimitOverrides, Limits, MAX_MODULE_NAME_LEN, ModuleCounters,
-    ModuleInfo, ModuleSpec, Result, Runtime, RuntimeConfig, RuntimeModule, TrapKind,
+    AbiViolation, BusError, BusLimits, CallContext, CallableId, Clock, ContentHash,
+    DeliveryFailure, Effect, EffectHandler, Error, ErrorKind, Grant, Grants, HostError, IdleReport,
+    InstancePolicy, KvError, KvLimits, KvStore, LimitKind, LimitOverrides, Limits, LogLevel,
+    LogLimits, LogRecord, LogSink, LogSource, MAX_MODULE_NAME_LEN, Message, ModuleCounters,
+    ModuleInfo, ModuleSpec, NoEffects, OsRandom, RandomSource, Result, Runtime, RuntimeConfig,
+    RuntimeModule, ScanPage, Services, SystemClock, TracingLog, TrapKind, testing,
 };
 pub use membrane_types::ErrorCode;
 pub use membrane_wasmtime::{

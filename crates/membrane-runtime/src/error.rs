@@ -171,6 +171,23 @@ pub enum ErrorKind {
         /// The id asked for.
         id: u64,
     },
+    /// A module imports a host service it was not granted: refused by
+    /// [`Runtime::add`](crate::Runtime::add) and [`Runtime::replace`](crate::Runtime::replace).
+    #[error(
+        "module `{module}` imports `{import}` but was not granted `{grant}` (add it to the Grants of its ModuleSpec)"
+    )]
+    NotGranted {
+        /// The module.
+        module: String,
+        /// The import, as `module.name`.
+        import: String,
+        /// The grant it needs ([`Grant::name`](crate::Grant::name)).
+        grant: &'static str,
+    },
+    /// The message bus refused a message of the host (a full queue, an unknown or
+    /// mailbox-less receiver, a message too large, a bad channel name).
+    #[error("{0}")]
+    Bus(crate::services::BusError),
 }
 
 /// Why a guest trapped.

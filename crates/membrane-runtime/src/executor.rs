@@ -137,6 +137,15 @@ pub trait RuntimeModule: Send + Sync {
     /// The module's content hash (blake3 of its wasm bytes).
     fn content_hash(&self) -> ContentHash;
 
+    /// Every import of the module as `(import module, name)`: the runtime refuses a
+    /// module that imports a service it was not granted.
+    fn imports(&self) -> Vec<(String, String)>;
+
+    /// Whether the module exports a message handler
+    /// ([`MESSAGE_EXPORT`](membrane_types::MESSAGE_EXPORT) with the signature of a guest
+    /// function), which [`GuestInstance::call_envelope`] calls by that name.
+    fn handles_messages(&self) -> bool;
+
     /// An instantiator whose instances run every call (and their instantiation) under
     /// the executor's limits with `overrides` applied, and serve their guest's calls to
     /// the runtime (the `membrane_runtime` imports, `docs/abi.md` §8) through `link`.
@@ -158,6 +167,14 @@ impl<M: RuntimeModule + ?Sized> RuntimeModule for Box<M> {
 
     fn content_hash(&self) -> ContentHash {
         (**self).content_hash()
+    }
+
+    fn imports(&self) -> Vec<(String, String)> {
+        (**self).imports()
+    }
+
+    fn handles_messages(&self) -> bool {
+        (**self).handles_messages()
     }
 
     fn limited(

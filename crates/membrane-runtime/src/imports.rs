@@ -4,7 +4,8 @@
 
 use membrane_types::{
     CALL_CALLABLE_IMPORT, CALL_IMPORT, CONTEXT_IMPORT, CRC32_IMPORT, HOST_MODULE,
-    INTRINSICS_MODULE, MODULES_IMPORT, PANIC_IMPORT, RUNTIME_MODULE,
+    INTRINSICS_MODULE, MODULES_IMPORT, PANIC_IMPORT, RUNTIME_MODULE, SERVICE_IMPORTS,
+    SERVICES_MODULE,
 };
 
 /// A wasm value type the ABI uses.
@@ -86,7 +87,9 @@ pub const RUNTIME_IMPORTS: [&str; 4] = [
 ];
 
 /// The host functions offered to modules by name, each with an executor's callable
-/// `F`; the intrinsics and the runtime's imports are always provided.
+/// `F`; the intrinsics, the runtime's imports and the service imports
+/// (`membrane_services`, `docs/abi.md` §10: linked always, granted by a runtime) are
+/// always provided.
 pub struct HostTable<F> {
     functions: Vec<(String, F)>,
 }
@@ -141,6 +144,9 @@ impl<F> HostTable<F> {
             (INTRINSICS_MODULE, PANIC_IMPORT) => Some(&PANIC_INTRINSIC),
             (HOST_MODULE, name) if self.contains(name) => Some(&HOST_FUNCTION),
             (RUNTIME_MODULE, name) if RUNTIME_IMPORTS.contains(&name) => Some(&HOST_FUNCTION),
+            (SERVICES_MODULE, name) if SERVICE_IMPORTS.iter().any(|(n, _)| *n == name) => {
+                Some(&HOST_FUNCTION)
+            }
             _ => None,
         }
     }
@@ -174,5 +180,9 @@ mod tests {
             assert_eq!(table.provided(RUNTIME_MODULE, name), Some(&HOST_FUNCTION));
         }
         assert_eq!(table.provided(RUNTIME_MODULE, "add"), None);
+        for (name, _) in SERVICE_IMPORTS {
+            assert_eq!(table.provided(SERVICES_MODULE, name), Some(&HOST_FUNCTION));
+        }
+        assert_eq!(table.provided(SERVICES_MODULE, "add"), None);
     }
 }

@@ -56,11 +56,19 @@ mod limits;
 pub mod memory;
 pub mod protocol;
 mod runtime;
+pub mod services;
 
 pub use error::{AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, TrapKind};
 pub use executor::{ContentHash, LimitOverrides, RuntimeModule};
 pub use limits::Limits;
 pub use runtime::{
-    CallContext, CallableId, InstancePolicy, MAX_MODULE_NAME_LEN, ModuleCounters, ModuleInfo,
-    ModuleSpec, Router, Runtime, RuntimeConfig, RuntimeLink, routed_error,
+    CallContext, CallableId, DeliveryFailure, IdleReport, InstancePolicy, MAX_MODULE_NAME_LEN,
+    ModuleCounters, ModuleInfo, ModuleSpec, Router, Runtime, RuntimeConfig, RuntimeLink,
+    routed_error,
+};
+pub use services::kv::{KvError, KvLimits, KvStore, ScanPage};
+pub use services::{
+    BusError, BusLimits, Clock, Effect, EffectHandler, Grant, Grants, LogLevel, LogLimits,
+    LogRecord, LogSink, LogSource, Message, NoEffects, OsRandom, RandomSource, ServiceBudget,
+    ServiceImport, Services, SystemClock, TracingLog, testing,
 };

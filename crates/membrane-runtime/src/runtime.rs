@@ -4,6 +4,7 @@
 
 mod deadlock;
 mod lifecycle;
+mod messages;
 mod pool;
 mod route;
 mod spec;
@@ -18,9 +19,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{ContentHash, GuestInstance, Instantiator, RuntimeModule};
+use crate::services::{Bus, Grant, Services, check_imports};
 
 use deadlock::WaitGraph;
 use lifecycle::Starting;
+pub use messages::{DeliveryFailure, IdleReport};
 use pool::Pool;
 pub use route::{CallContext, CallableId, Router, RuntimeLink, routed_error};
 use route::{CallableFn, Callables};
@@ -73,6 +76,10 @@ struct Inner {
     /// Which call chain waits for an instance of which pool: only calls that wait use
     /// it, to find deadlocks (`deadlock.rs`).
     waits: WaitGraph,
+    /// The providers of the host services.
+    services: Services,
+    /// The message bus's queues.
+    bus: Bus,
 }
 
 /// One version of a module: what `add` or `replace` installed. Calls hold it while
@@ -89,6 +96,8 @@ struct Version {
     pool: Option<Arc<Pool>>,
     /// Shared by every version of the module.
     stats: Arc<Stats>,
+    /// Whether it exports a message handler.
+    handles_messages: bool,
 }
 
 impl Version {
@@ -103,6 +112,12 @@ impl Version {
         link: &RuntimeLink,
     ) -> Result<Version> {
         let max = spec.max_instances(name)?;
+        let imports = module.imports();
+        check_imports(
+            name,
+            imports.iter().map(|(m, n)| (m.as_str(), n.as_str())),
+            &spec.grants,
+        )?;
         let instantiator = Starting::new(module.limited(&spec.limits, link)?, stats.clone());
         let first = instantiator.instantiate()?;
         let pool = match max {
@@ -120,6 +135,7 @@ impl Version {
             name: name.to_string(),
             hash: module.content_hash(),
             functions: module.function_names(),
+            handles_messages: module.handles_messages(),
             spec,
             instantiator,
             pool,
@@ -159,6 +175,8 @@ impl Version {
             functions: self.functions.clone(),
             policy: self.spec.policy,
             limits: self.spec.limits,
+            grants: self.spec.grants.clone(),
+            handles_messages: self.handles_messages,
             counters: self.stats.snapshot(),
         }
     }
@@ -180,15 +198,23 @@ impl Drop for Version {
 }
 
 impl Runtime {
-    /// An empty runtime.
+    /// An empty runtime whose host services are the defaults ([`Services::default`]:
+    /// no key-value store).
     pub fn new(config: RuntimeConfig) -> Runtime {
+        Runtime::with_services(config, Services::default())
+    }
+
+    /// An empty runtime serving its modules' host services with `services`.
+    pub fn with_services(config: RuntimeConfig, services: Services) -> Runtime {
         Runtime {
             inner: Arc::new(Inner {
+                bus: Bus::new(config.bus),
                 config,
                 modules: RwLock::new(BTreeMap::new()),
                 callables: Callables::default(),
                 requests: AtomicU64::new(0),
                 waits: WaitGraph::default(),
+                services,
             }),
         }
     }
@@ -196,6 +222,11 @@ impl Runtime {
     /// The settings this runtime was made with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// The providers of its host services.
+    pub fn services(&self) -> &Services {
+        &self.inner.services
     }
 
     fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Version>>> {
@@ -234,6 +265,12 @@ impl Runtime {
     /// that cannot be instantiated, or whose start hook fails, is refused with that
     /// error (the guest's own as [`ErrorKind::Guest`]). A `Persistent` or `Pooled`
     /// module keeps that instance for its first call; a `FreshPerCall` module stops it.
+    ///
+    /// The module may import only the host services its spec grants
+    /// ([`ErrorKind::NotGranted`] names the first import that is not); a `kv` grant
+    /// needs a runtime with a key-value store ([`ErrorKind::Config`]) and a namespace no
+    /// other module of the runtime is granted ([`ErrorKind::InvalidSpec`]). A module
+    /// granted the bus gets its queue now.
     pub fn add(
         &self,
         name: &str,
@@ -244,25 +281,41 @@ impl Runtime {
         if self.read().contains_key(name) {
             return Err(duplicate_module(name));
         }
+        if spec.grants.allows(Grant::Kv) && !self.inner.services.has_kv() {
+            return Err(ErrorKind::Config {
+                reason: format!(
+                    "module `{name}` is granted a key-value namespace but the runtime has no key-value store (Services::kv)"
+                ),
+            }
+            .into());
+        }
+        check_namespace(name, &spec, &self.read())?;
         // Linked, instantiated and started outside the lock: that runs guest code.
-        let link = RuntimeLink::new(name, self);
+        let link = RuntimeLink::new(name, spec.grants.clone(), self);
         let version = Version::new(name, &module, spec, Arc::default(), &link)?;
         let mut modules = self.write();
-        let refused = match modules.entry(name.to_string()) {
-            std::collections::btree_map::Entry::Occupied(_) => Some(version),
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(Arc::new(version));
-                None
+        // Checked again under the lock: another thread may have added the name, or a
+        // module with the namespace, meanwhile.
+        let refused = if modules.contains_key(name) {
+            Some((version, duplicate_module(name)))
+        } else if let Err(e) = check_namespace(name, &version.spec, &modules) {
+            Some((version, e))
+        } else {
+            if version.spec.grants.allows(Grant::Bus) {
+                // Under the map's lock, so that a `remove` and a new `add` of the name
+                // cannot interleave with it (the lock order is the map, then the bus).
+                self.inner.bus.open(name);
             }
+            modules.insert(name.to_string(), Arc::new(version));
+            None
         };
         drop(modules);
         match refused {
             None => Ok(()),
-            // Added meanwhile by another thread; this version (its instance stopped) is
-            // dropped outside the lock.
-            Some(version) => {
+            // This version (its instance stopped) is dropped outside the lock.
+            Some((version, e)) => {
                 drop(version);
-                Err(duplicate_module(name))
+                Err(e)
             }
         }
     }
@@ -277,8 +330,8 @@ impl Runtime {
     /// returns runs on the new one. No call is dropped or failed by the swap.
     pub fn replace(&self, name: &str, module: impl RuntimeModule + 'static) -> Result<()> {
         let old = self.current(name)?;
-        let link = RuntimeLink::new(name, self);
-        let version = Version::new(name, &module, old.spec, old.stats.clone(), &link)?;
+        let link = RuntimeLink::new(name, old.spec.grants.clone(), self);
+        let version = Version::new(name, &module, old.spec.clone(), old.stats.clone(), &link)?;
         let mut modules = self.write();
         let replaced = match modules.get_mut(name) {
             // Still the same module (not removed, or removed and added again, meanwhile).
@@ -298,10 +351,27 @@ impl Runtime {
     /// [`ErrorKind::UnknownModule`]; calls already running finish normally (the module's
     /// instances are stopped and dropped when the last one ends, or before `remove`
     /// returns if none runs). The name may be used again at once.
+    ///
+    /// Its bus queue goes with it: messages still queued for it are discarded (and
+    /// logged as a warning with their number). Deliver them first
+    /// ([`Runtime::run_until_idle`]) if they matter.
     pub fn remove(&self, name: &str) -> Result<()> {
+        let mut modules = self.write();
+        let removed = modules.remove(name);
+        let discarded = match &removed {
+            Some(_) => self.inner.bus.close(name).len(),
+            None => 0,
+        };
         // Dropped after the lock is released (with its idle instances, if no call
         // holds it).
-        let removed = self.write().remove(name);
+        drop(modules);
+        if discarded > 0 {
+            tracing::warn!(
+                target: "membrane::runtime",
+                module = name,
+                "module `{name}` removed with {discarded} message(s) still queued for it: discarded"
+            );
+        }
         match removed {
             Some(_) => Ok(()),
             None => Err(unknown_module(name)),
@@ -483,6 +553,32 @@ impl std::fmt::Debug for Runtime {
             .field("config", &self.inner.config)
             .field("modules", &names)
             .finish()
+    }
+}
+
+/// Refuses `spec` for the module `name` if it is granted a key-value namespace another
+/// module of `modules` is granted.
+fn check_namespace(
+    name: &str,
+    spec: &ModuleSpec,
+    modules: &BTreeMap<String, Arc<Version>>,
+) -> Result<()> {
+    let Some(namespace) = spec.grants.kv_namespace() else {
+        return Ok(());
+    };
+    match modules
+        .values()
+        .find(|v| v.name != name && v.spec.grants.kv_namespace() == Some(namespace))
+    {
+        Some(other) => Err(ErrorKind::InvalidSpec {
+            module: name.to_string(),
+            reason: format!(
+                "the key-value namespace `{namespace}` is granted to module `{}` already",
+                other.name
+            ),
+        }
+        .into()),
+        None => Ok(()),
     }
 }
 

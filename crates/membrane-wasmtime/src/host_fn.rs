@@ -275,6 +275,7 @@ impl<T: Send + 'static> HostFunctions<T> {
             .func_wrap(INTRINSICS_MODULE, PANIC_IMPORT, intrinsic_panic::<T>)
             .map_err(host)?;
         crate::runtime_imports::link(linker)?;
+        crate::runtime_imports::link_services(linker)?;
         for (name, f) in self.table.iter() {
             let name: Arc<str> = Arc::from(name);
             let f = f.clone();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use membrane_runtime::{AbiViolation, Error, Result};
 use membrane_types::{
-    ABI_VERSION, ABI_VERSION_EXPORT_PREFIX, ALLOC_EXPORT, MEMORY_EXPORT, RESERVED_EXPORT_PREFIX,
-    START_EXPORT, STOP_EXPORT,
+    ABI_VERSION, ABI_VERSION_EXPORT_PREFIX, ALLOC_EXPORT, MEMORY_EXPORT, MESSAGE_EXPORT,
+    RESERVED_EXPORT_PREFIX, START_EXPORT, STOP_EXPORT,
 };
 use wasmtime::ExternType;
 
@@ -40,6 +40,8 @@ pub(crate) struct FunctionExport {
     pub(crate) export: wasmtime::ModuleExport,
     /// `Err(found type)` when the signature is not `(i32, i32) -> i64`.
     pub(crate) signature: std::result::Result<(), String>,
+    /// Listed among the module's functions (the message handler is not).
+    pub(crate) public: bool,
 }
 
 /// The ABI version a module declares, from the name of its version export.
@@ -208,7 +210,10 @@ impl Module {
             let ExternType::Func(ty) = export.ty() else {
                 continue;
             };
-            if export.name().starts_with(RESERVED_EXPORT_PREFIX) {
+            // Reserved names are the ABI's; of them only the message handler is called
+            // by name (by a runtime delivering messages), never listed.
+            let public = !export.name().starts_with(RESERVED_EXPORT_PREFIX);
+            if !public && export.name() != MESSAGE_EXPORT {
                 continue;
             }
             let signature = if has_signature(&ty, &GUEST_FUNCTION) {
@@ -223,6 +228,7 @@ impl Module {
                 name: export.name().to_string(),
                 export: index,
                 signature,
+                public,
             });
         }
         Ok(Module {
@@ -246,8 +252,18 @@ impl Module {
         self.inner
             .functions
             .iter()
-            .filter(|f| f.signature.is_ok())
+            .filter(|f| f.public && f.signature.is_ok())
             .map(|f| f.name.as_str())
+    }
+
+    /// Whether the module exports a message handler
+    /// ([`MESSAGE_EXPORT`](membrane_types::MESSAGE_EXPORT)) with the signature of a guest
+    /// function.
+    pub fn handles_messages(&self) -> bool {
+        self.inner
+            .functions
+            .iter()
+            .any(|f| !f.public && f.name == MESSAGE_EXPORT && f.signature.is_ok())
     }
 
     /// Every import as `(module, name)`.

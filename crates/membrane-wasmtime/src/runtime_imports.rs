@@ -1,11 +1,13 @@
 //! The runtime's imports (`membrane_runtime`, `docs/abi.md` §8): a guest's calls to
-//! other modules and to host callables, its call's context, and the list of modules,
-//! served through the instance's [`RuntimeLink`]. Same protocol as a host function
-//! (request envelope in, response envelope out); every failure the guest did not cause
-//! by breaking the ABI is an error envelope, never a trap of the caller.
+//! other modules and to host callables, its call's context, and the list of modules;
+//! and the host services (`membrane_services`, §10): all served through the instance's
+//! [`RuntimeLink`]. Same protocol as a host function (request envelope in, response
+//! envelope out); every failure the guest did not cause by breaking the ABI is an error
+//! envelope, never a trap of the caller.
 
 use membrane_types::{
     CALL_CALLABLE_IMPORT, CALL_IMPORT, CONTEXT_IMPORT, ErrorCode, MODULES_IMPORT, RUNTIME_MODULE,
+    SERVICES_MODULE,
 };
 use wasmtime::{Caller, Linker};
 
@@ -14,7 +16,7 @@ use crate::host_fn::{
 };
 use crate::store::StoreData;
 use membrane_runtime::imports::RUNTIME_IMPORTS;
-use membrane_runtime::{CallContext, Error, HostError, Result, RuntimeLink};
+use membrane_runtime::{CallContext, Error, HostError, Result, RuntimeLink, ServiceImport};
 
 /// How one runtime import serves a call: request region, response buffer; packed
 /// response location.
@@ -57,6 +59,57 @@ pub(crate) fn link<T: Send + 'static>(linker: &mut Linker<StoreData<T>>) -> Resu
             .map_err(|e| Error::host(format_args!("cannot link: {e:#}")))?;
     }
     Ok(())
+}
+
+/// Adds the service imports to a linker (always: a runtime refuses a module that
+/// imports a service it was not granted; outside a runtime they answer
+/// `NOT_IN_RUNTIME`).
+pub(crate) fn link_services<T: Send + 'static>(linker: &mut Linker<StoreData<T>>) -> Result<()> {
+    for import in ServiceImport::ALL {
+        linker
+            .func_wrap(
+                SERVICES_MODULE,
+                import.name(),
+                move |mut caller: Caller<'_, StoreData<T>>,
+                      ptr: u32,
+                      len: u32,
+                      resp_ptr: u32,
+                      resp_cap: u32| {
+                    let buf = ResponseBuffer {
+                        ptr: resp_ptr,
+                        cap: resp_cap,
+                    };
+                    serve_import(&mut caller, SERVICES_MODULE, import.name(), |caller| {
+                        serve_service(caller, import, ptr, len, buf)
+                    })
+                },
+            )
+            .map_err(|e| Error::host(format_args!("cannot link: {e:#}")))?;
+    }
+    Ok(())
+}
+
+/// Serves one service import through the instance's link, within the running call's
+/// budgets.
+fn serve_service<T: 'static>(
+    caller: &mut Caller<'_, StoreData<T>>,
+    import: ServiceImport,
+    ptr: u32,
+    len: u32,
+    buf: ResponseBuffer,
+) -> Result<u64> {
+    let data = caller.data_mut();
+    let link = data.link.clone();
+    let request_id = data.ctx.request_id;
+    // Taken out of the store while the request is borrowed from its memory, put back
+    // after.
+    let mut budget = std::mem::take(&mut data.services);
+    let result = read_request(caller, ptr, len, buf, |_, payload| match &link {
+        Some(link) => link.serve(import, request_id, &mut budget, payload),
+        None => Err(not_in_runtime()),
+    });
+    caller.data_mut().services = budget;
+    respond_bytes(caller, buf, result?)
 }
 
 /// The instance's runtime link and the context of a call it makes now: from this
@@ -218,7 +271,7 @@ fn serve_modules<T: 'static>(
 ) -> Result<u64> {
     read_request(caller, ptr, len, buf, |_, _| ())?;
     let listed = match &caller.data().link {
-        Some(link) => link.router().modules(),
+        Some(link) => link.modules(),
         None => Err(not_in_runtime()),
     };
     match listed {

@@ -56,6 +56,14 @@ impl<T: Default + Send + Sync + 'static> RuntimeModule for InstancePre<T> {
         ContentHash(self.module().content_hash())
     }
 
+    fn imports(&self) -> Vec<(String, String)> {
+        import_names(self.module())
+    }
+
+    fn handles_messages(&self) -> bool {
+        self.module().handles_messages()
+    }
+
     fn limited(
         &self,
         overrides: &LimitOverrides,
@@ -63,6 +71,14 @@ impl<T: Default + Send + Sync + 'static> RuntimeModule for InstancePre<T> {
     ) -> Result<Box<dyn Instantiator>> {
         self.clone().with_state(T::default).limited(overrides, link)
     }
+}
+
+/// Every import of `module` as owned `(module, name)` pairs.
+fn import_names(module: &Module) -> Vec<(String, String)> {
+    module
+        .imports()
+        .map(|(from, name)| (from.to_string(), name.to_string()))
+        .collect()
 }
 
 /// A module for a [`Runtime`](membrane_runtime::Runtime) whose instances each start with
@@ -92,6 +108,14 @@ impl<T: Send + Sync + 'static> RuntimeModule for WithState<T> {
 
     fn content_hash(&self) -> ContentHash {
         ContentHash(self.pre.module().content_hash())
+    }
+
+    fn imports(&self) -> Vec<(String, String)> {
+        import_names(self.pre.module())
+    }
+
+    fn handles_messages(&self) -> bool {
+        self.pre.module().handles_messages()
     }
 
     fn limited(
@@ -247,7 +271,7 @@ mod tests {
     fn runtime_modules_carry_their_limits() {
         let wasm = wat::parse_str(ECHO).unwrap();
         let runtime = membrane_runtime::Runtime::new(membrane_runtime::RuntimeConfig::default());
-        let link = RuntimeLink::new("echo", &runtime);
+        let link = RuntimeLink::new("echo", membrane_runtime::Grants::none(), &runtime);
         let engine = Engine::new(EngineConfig::default().timeout(None)).unwrap();
         let pre = engine
             .load(&wasm)

@@ -36,6 +36,8 @@ pub(crate) struct StoreData<T> {
     pub(crate) link: Option<RuntimeLink>,
     /// The context of the running top-level call (the last one between calls).
     pub(crate) ctx: CallContext,
+    /// What the running top-level call used of its service budgets (the log's).
+    pub(crate) services: membrane_runtime::ServiceBudget,
 }
 
 /// A guest function with the ABI signature `(ptr, len) -> ptr << 32 | len`.
@@ -75,6 +77,7 @@ impl<T> StoreData<T> {
             crc32_calls: 0,
             link: None,
             ctx: CallContext::host(0),
+            services: membrane_runtime::ServiceBudget::default(),
         }
     }
 
@@ -83,6 +86,7 @@ impl<T> StoreData<T> {
     pub(crate) fn begin_call(&mut self) {
         self.panic = None;
         self.fault = None;
+        self.services.reset();
         self.limits.forget_denials();
         self.timer.begin();
     }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use membrane_host::{
-    CallContext, Engine, EngineConfig, ErrorCode, ErrorKind, HostError, HostFunctions, InstancePre,
-    ModuleSpec, Runtime, RuntimeConfig, TrapKind,
+    CallContext, Engine, EngineConfig, ErrorCode, ErrorKind, Grants, HostError, HostFunctions,
+    InstancePre, ModuleSpec, Runtime, RuntimeConfig, TrapKind,
 };
 use serde::Deserialize;
 
@@ -31,11 +31,16 @@ fn pre(name: &str) -> InstancePre<()> {
 /// A runtime with `ping` and `pong`, each a pool of `max` instances.
 fn rally_runtime(config: RuntimeConfig, max: usize) -> Runtime {
     let rt = Runtime::new(config);
-    rt.add("ping", pre("ping"), ModuleSpec::pooled(max))
+    rt.add("ping", pre("ping"), ping_spec(ModuleSpec::pooled(max)))
         .unwrap();
     rt.add("pong", pre("pong"), ModuleSpec::pooled(max))
         .unwrap();
     rt
+}
+
+/// `spec` with what ping needs granted: its `list` export imports the module list.
+fn ping_spec(spec: ModuleSpec) -> ModuleSpec {
+    spec.grants(Grants::none().discover())
 }
 
 /// The error code a guest's failed call reported to the host (the caller relays the
@@ -115,7 +120,7 @@ fn a_rally_past_the_depth_limit_is_refused() {
 #[test]
 fn a_module_in_the_chain_is_not_waited_for() {
     let rt = Runtime::new(RuntimeConfig::default().max_wait(Duration::from_secs(60)));
-    rt.add("ping", pre("ping"), ModuleSpec::persistent())
+    rt.add("ping", pre("ping"), ping_spec(ModuleSpec::persistent()))
         .unwrap();
     rt.add("pong", pre("pong"), ModuleSpec::pooled(2)).unwrap();
     let started = Instant::now();
@@ -136,7 +141,7 @@ fn a_module_in_the_chain_is_not_waited_for() {
 #[test]
 fn callee_failures_reach_the_caller_as_codes() {
     let rt = Runtime::new(RuntimeConfig::default());
-    rt.add("ping", pre("ping"), ModuleSpec::persistent())
+    rt.add("ping", pre("ping"), ping_spec(ModuleSpec::persistent()))
         .unwrap();
     rt.add(
         "pong",
@@ -235,7 +240,7 @@ fn a_callee_never_outlives_its_callers_deadline() {
     rt.add(
         "ping",
         load("ping"),
-        ModuleSpec::persistent().timeout(Some(timeout)),
+        ping_spec(ModuleSpec::persistent().timeout(Some(timeout))),
     )
     .unwrap();
     rt.add(
@@ -360,7 +365,7 @@ fn rally_or_deadlock(rt: &Runtime, first: &str, strokes: u32, chains: usize) -> 
 fn crossing_calls_do_not_deadlock() {
     let rt = Runtime::new(RuntimeConfig::default());
     assert_eq!(rt.config().max_wait, Duration::from_secs(5));
-    rt.add("ping", pre("ping"), ModuleSpec::persistent())
+    rt.add("ping", pre("ping"), ping_spec(ModuleSpec::persistent()))
         .unwrap();
     rt.add("pong", pre("pong"), ModuleSpec::persistent())
         .unwrap();
@@ -594,16 +599,30 @@ fn a_callable_unregistered_while_it_runs() {
     assert_eq!(guest_code(&e).0, ErrorCode::UNKNOWN_CALLABLE);
 }
 
-/// Guests may list the modules only when the runtime allows it.
+/// Guests may list the modules only when granted `discover`: a module importing the
+/// list without the grant is refused at `add`, naming the import and the grant.
 #[test]
-fn discovery_is_off_unless_allowed() {
-    let rt = rally_runtime(RuntimeConfig::default(), 1);
+fn discovery_needs_its_grant() {
+    let rt = Runtime::new(RuntimeConfig::default());
     let e = rt
-        .call::<_, Vec<(String, Vec<String>)>>("ping", "list", &())
+        .add("ping", pre("ping"), ModuleSpec::pooled(1))
         .unwrap_err();
-    assert_eq!(guest_code(&e).0, ErrorCode::DENIED);
+    match e.kind() {
+        ErrorKind::NotGranted {
+            module,
+            import,
+            grant,
+        } => {
+            assert_eq!(
+                (module.as_str(), import.as_str(), *grant),
+                ("ping", "membrane_runtime.modules", "discover")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(rt.module("ping").is_none());
 
-    let rt = rally_runtime(RuntimeConfig::default().discovery(true), 1);
+    let rt = rally_runtime(RuntimeConfig::default(), 1);
     let listed: Vec<(String, Vec<String>)> = rt.call("ping", "list", &()).unwrap();
     let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["ping", "pong"]);
@@ -675,8 +694,12 @@ fn stress_many_threads_cycles_and_failures() {
     const WARM_UP: usize = 1_000;
     let rt = Runtime::new(RuntimeConfig::default());
     // Deep rallies hold up to 8 instances of each per thread.
-    rt.add("ping", pre("ping"), ModuleSpec::pooled(8 * THREADS))
-        .unwrap();
+    rt.add(
+        "ping",
+        pre("ping"),
+        ping_spec(ModuleSpec::pooled(8 * THREADS)),
+    )
+    .unwrap();
     rt.add("pong", pre("pong"), ModuleSpec::pooled(8 * THREADS))
         .unwrap();
     rt.add("echo", pre("pong"), ModuleSpec::persistent())
@@ -834,7 +857,7 @@ fn stress_many_threads_cycles_and_failures() {
 #[test]
 fn a_relay_hands_the_callees_output_on() {
     let rt = Runtime::new(RuntimeConfig::default());
-    rt.add("ping", pre("ping"), ModuleSpec::persistent())
+    rt.add("ping", pre("ping"), ping_spec(ModuleSpec::persistent()))
         .unwrap();
     let e = rt.call_raw("ping", "relay", b"x").unwrap_err();
     assert_eq!(guest_code(&e).0, ErrorCode::UNKNOWN_MODULE);

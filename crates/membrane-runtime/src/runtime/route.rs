@@ -9,10 +9,12 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use membrane_types::ErrorCode;
+use membrane_types::{ErrorCode, RESERVED_EXPORT_PREFIX};
 
 use super::{Inner, Runtime};
 use crate::error::{Error, ErrorKind, HostError, TrapKind};
+use crate::services::serve::{self, Host};
+use crate::services::{Grant, Grants, ServiceBudget, ServiceImport};
 
 /// What a runtime tells an instance about the call it runs: who called, the request it
 /// belongs to, how deep in the chain it is, and when the chain must end.
@@ -63,21 +65,24 @@ impl CallContext {
     }
 }
 
-/// What a [`Runtime`] gives every instance of a module it holds: the module's name and
-/// the [`Router`] back to the runtime. An executor keeps it with the instance and serves
-/// the `membrane_runtime` imports (`docs/abi.md` §8) with it.
+/// What a [`Runtime`] gives every instance of a module it holds: the module's name, its
+/// [`Grants`], and the [`Router`] back to the runtime. An executor keeps it with the
+/// instance and serves the `membrane_runtime` imports (`docs/abi.md` §8) and the
+/// `membrane_services` imports (§10) with it.
 #[derive(Clone)]
 pub struct RuntimeLink {
     module: Arc<str>,
+    grants: Arc<Grants>,
     router: Router,
 }
 
 impl RuntimeLink {
-    /// The link of `runtime`'s module `module` (what [`Runtime::add`] hands the
-    /// module's [`RuntimeModule::limited`](crate::RuntimeModule::limited)).
-    pub fn new(module: &str, runtime: &Runtime) -> RuntimeLink {
+    /// The link of `runtime`'s module `module`, granted `grants` (what [`Runtime::add`]
+    /// hands the module's [`RuntimeModule::limited`](crate::RuntimeModule::limited)).
+    pub fn new(module: &str, grants: Grants, runtime: &Runtime) -> RuntimeLink {
         RuntimeLink {
             module: Arc::from(module),
+            grants: Arc::new(grants),
             router: Router {
                 runtime: Arc::downgrade(&runtime.inner),
             },
@@ -89,9 +94,63 @@ impl RuntimeLink {
         &self.module
     }
 
+    /// The services the module may use.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
     /// The way back to the runtime.
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// Serves the module's service import `import` with the request payload `payload`,
+    /// for the call of `request_id` (0: a lifecycle hook) whose per-call budgets are
+    /// `budget`; returns the response payload. Refused with `ErrorCode::DENIED` when
+    /// the module was not granted the service (which `add` refuses already), with
+    /// `ErrorCode::NOT_IN_RUNTIME` once the runtime is dropped; every other failure is
+    /// the service's own error (`docs/runtime.md`, "Services").
+    pub fn serve(
+        &self,
+        import: ServiceImport,
+        request_id: u64,
+        budget: &mut ServiceBudget,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HostError> {
+        let runtime = self.router.runtime()?;
+        let inner = &*runtime.inner;
+        let is_module = |name: &str| runtime.read().contains_key(name);
+        let host = Host {
+            module: &self.module,
+            grants: &self.grants,
+            request_id,
+            services: &inner.services,
+            bus: &inner.bus,
+            config: &inner.config,
+            is_module: &is_module,
+        };
+        serve::serve(&host, import, budget, payload)
+    }
+
+    /// The runtime's modules and their functions, sorted by name, for the guest; refused
+    /// with `ErrorCode::DENIED` unless the module was granted discovery
+    /// ([`Grants::discover`]).
+    pub fn modules(&self) -> Result<Vec<(String, Vec<String>)>, HostError> {
+        if !self.grants.allows(Grant::Discover) {
+            return Err(HostError::new(
+                ErrorCode::DENIED,
+                format!(
+                    "module `{}` was not granted `discover`: it may not list the runtime's modules",
+                    self.module
+                ),
+            ));
+        }
+        let runtime = self.router.runtime()?;
+        Ok(runtime
+            .modules()
+            .into_iter()
+            .map(|m| (m.name, m.functions))
+            .collect())
     }
 }
 
@@ -145,6 +204,14 @@ impl Router {
         function: &str,
         input: &[u8],
     ) -> Result<Vec<u8>, HostError> {
+        if function.starts_with(RESERVED_EXPORT_PREFIX) {
+            // The module's own entries (its message handler, its hooks): never called by
+            // another module.
+            return Err(HostError::new(
+                ErrorCode::UNKNOWN_FUNCTION,
+                format!("call to {module}.{function} failed: `{function}` is reserved"),
+            ));
+        }
         let runtime = self.runtime()?;
         let mut ctx = ctx;
         if ctx.request_id == 0 {
@@ -190,24 +257,6 @@ impl Router {
                     ),
                 ))
             })
-    }
-
-    /// The runtime's modules and their functions, sorted by name, for a guest; refused
-    /// with `ErrorCode::DENIED` unless the runtime allows discovery
-    /// ([`RuntimeConfig::discovery`](super::RuntimeConfig::discovery)).
-    pub fn modules(&self) -> Result<Vec<(String, Vec<String>)>, HostError> {
-        let runtime = self.runtime()?;
-        if !runtime.config().discovery {
-            return Err(HostError::new(
-                ErrorCode::DENIED,
-                "this runtime does not let modules list its modules (RuntimeConfig::discovery is off)",
-            ));
-        }
-        Ok(runtime
-            .modules()
-            .into_iter()
-            .map(|m| (m.name, m.functions))
-            .collect())
     }
 }
 

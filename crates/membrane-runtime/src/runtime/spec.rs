@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{ContentHash, LimitOverrides};
+use crate::services::kv::KvLimits;
+use crate::services::{BusLimits, Grants, LogLimits};
 
 /// Settings of a [`Runtime`](crate::Runtime).
 ///
@@ -23,17 +25,21 @@ pub struct RuntimeConfig {
     /// deadlock with other call chains fails before, at once
     /// ([`ErrorKind::Deadlock`](crate::ErrorKind::Deadlock)).
     pub max_wait: Duration,
-    /// Whether guests may list the runtime's modules and their functions
-    /// (`membrane_guest::modules()`); when off, the list is refused with
-    /// `ErrorCode::DENIED`. Default: off (a module learns only the names it is told).
-    pub discovery: bool,
+    /// How much one call of a module may log (`Grants::log`).
+    pub log: LogLimits,
+    /// The bounds of the message bus's queues (`Grants::bus`).
+    pub bus: BusLimits,
+    /// The quotas of each module's key-value namespace (`Grants::kv`).
+    pub kv: KvLimits,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> RuntimeConfig {
         RuntimeConfig {
             max_wait: Duration::from_secs(5),
-            discovery: false,
+            log: LogLimits::default(),
+            bus: BusLimits::default(),
+            kv: KvLimits::default(),
         }
     }
 }
@@ -42,7 +48,9 @@ impl Default for RuntimeConfig {
 impl RuntimeConfig {
     crate::__chainable_setters! { RuntimeConfig,
         max_wait => max_wait: Duration;
-        discovery => discovery: bool;
+        log => log: LogLimits;
+        bus => bus: BusLimits;
+        kv => kv: KvLimits;
     }
 }
 
@@ -65,20 +73,24 @@ pub enum InstancePolicy {
     FreshPerCall,
 }
 
-/// How a module is run: its [`InstancePolicy`] and its per-call limits.
+/// How a module is run: its [`InstancePolicy`], its per-call limits, and the host
+/// services it is granted ([`Grants`]: none by default).
 ///
 /// `#[non_exhaustive]` with public fields and chainable setters of the same names;
 /// `fuel` and `timeout` set the fields of `limits`.
 ///
 /// ```
-/// use membrane_runtime::{InstancePolicy, ModuleSpec};
+/// use membrane_runtime::{Grant, Grants, InstancePolicy, ModuleSpec};
 /// use std::time::Duration;
 ///
-/// let spec = ModuleSpec::pooled(4).timeout(Some(Duration::from_millis(100)));
+/// let spec = ModuleSpec::pooled(4)
+///     .timeout(Some(Duration::from_millis(100)))
+///     .grants(Grants::none().log().clock());
 /// assert_eq!(spec.policy, InstancePolicy::Pooled { max: 4 });
 /// assert_eq!(spec.limits.fuel, None); // the engine's
+/// assert!(spec.grants.allows(Grant::Log));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ModuleSpec {
     /// How instances are made and kept. Default: [`InstancePolicy::Persistent`].
@@ -86,6 +98,8 @@ pub struct ModuleSpec {
     /// Fuel and timeout of each call, where they differ from the engine's. Default:
     /// none (the engine's).
     pub limits: LimitOverrides,
+    /// The host services the module may use. Default: none.
+    pub grants: Grants,
 }
 
 impl Default for ModuleSpec {
@@ -100,6 +114,7 @@ impl ModuleSpec {
         ModuleSpec {
             policy,
             limits: LimitOverrides::default(),
+            grants: Grants::none(),
         }
     }
 
@@ -121,6 +136,7 @@ impl ModuleSpec {
     crate::__chainable_setters! { ModuleSpec,
         policy => policy: InstancePolicy;
         limits => limits: LimitOverrides;
+        grants => grants: Grants;
         limits.fuel => fuel: Option<u64>;
         limits.timeout => timeout: Option<Duration>;
     }
@@ -154,6 +170,12 @@ pub struct ModuleInfo {
     pub policy: InstancePolicy,
     /// Its per-call limits where they differ from the engine's.
     pub limits: LimitOverrides,
+    /// The host services it may use.
+    pub grants: Grants,
+    /// Whether it exports a message handler (`#[membrane_guest::on_message]`), to which
+    /// [`Runtime::run_until_idle`](crate::Runtime::run_until_idle) delivers its
+    /// messages.
+    pub handles_messages: bool,
     /// What its calls did since it was added (kept across `replace`).
     pub counters: ModuleCounters,
 }

@@ -112,6 +112,14 @@ impl RuntimeModule for FakeModule {
         ContentHash([self.tag[0]; 32])
     }
 
+    fn imports(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn handles_messages(&self) -> bool {
+        false
+    }
+
     fn limited(
         &self,
         overrides: &LimitOverrides,
@@ -308,7 +316,7 @@ fn policies_make_instances_as_they_say() {
     ] {
         let module = FakeModule::new(b"a");
         let made = module.made.clone();
-        rt.add(name, module, spec).unwrap();
+        rt.add(name, module, spec.clone()).unwrap();
         let counts: Vec<u8> = (0..3)
             .map(|_| rt.call_raw(name, "count", b"").unwrap()[0])
             .collect();
@@ -391,7 +399,7 @@ fn refused_limits_refuse_the_add() {
         ..FakeModule::new(b"a")
     };
     let spec = ModuleSpec::persistent().timeout(Some(Duration::from_millis(5)));
-    let e = rt.add("m", module, spec).unwrap_err();
+    let e = rt.add("m", module, spec.clone()).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Config { .. }), "{e}");
     assert!(rt.module("m").is_none());
     rt.add("m", FakeModule::new(b"a"), spec).unwrap();
