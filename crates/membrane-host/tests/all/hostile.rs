@@ -400,6 +400,28 @@ fn calls_runtime(name: &str, request: &[u8]) -> Source {
     .with_segment(&data(256, request))
 }
 
+/// A module whose `run` calls the service import `name` with the request envelope
+/// `request` (placed at offset 256) and then answers `ok`, whatever it got back.
+fn calls_service(name: &str, request: &[u8]) -> Source {
+    runs(
+        &format!(
+            r#"(import "membrane_services" "{name}" (func $service (param i32 i32 i32 i32) (result i64)))"#
+        ),
+        &format!(
+            r#"(drop (call $service (i32.const 256) (i32.const {len}) (i32.const 0) (i32.const 0)))"#,
+            len = request.len()
+        ),
+    )
+    .with_segment(&data(256, request))
+}
+
+/// The import of the service `name` as `$svc`.
+fn import_service(name: &str) -> String {
+    format!(
+        r#"(import "membrane_services" "{name}" (func $svc (param i32 i32 i32 i32) (result i64)))"#
+    )
+}
+
 impl Source {
     /// Adds a module-level item (a data segment, a function) to WAT source.
     fn with_segment(self, item: &str) -> Source {
@@ -1522,6 +1544,60 @@ fn cases() -> Vec<Case> {
             kind!(
                 "MissingImports",
                 ErrorKind::MissingImports { imports } if imports == &["membrane_runtime::spawn"]
+            ),
+        ),
+        case(
+            "service_log_request_outside_memory",
+            runs(&import_service("log"), "(drop (call $svc (i32.const 0x1fff0) (i32.const 0x20) (i32.const 0) (i32.const 0)))"),
+            RUN,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "service_kv_get_response_buffer_outside_memory",
+            runs(&import_service("kv_get"), "(drop (call $svc (i32.const 0) (i32.const 12) (i32.const 0x1fff0) (i32.const 0x20)))"),
+            RUN,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "service_bus_send_request_not_an_envelope",
+            calls_service("bus_send", b"not an envelope at all"),
+            RUN,
+            kind!(
+                "Abi(BadEnvelope(BadMagic))",
+                ErrorKind::Abi(AbiViolation::BadEnvelope { error: DecodeError::BadMagic { .. }, .. })
+            ),
+        ),
+        case(
+            "service_random_request_lz4_garbage",
+            calls_service("random", &compressed(100, &[0xff; 16])),
+            RUN,
+            kind!(
+                "Abi(BadEnvelope(BadCompressedBlock))",
+                ErrorKind::Abi(AbiViolation::BadEnvelope { error: DecodeError::BadCompressedBlock, .. })
+            ),
+        ),
+        case(
+            "service_emit_request_pointer_plus_length_overflows_u32",
+            runs(&import_service("emit"), "(drop (call $svc (i32.const -16) (i32.const 32) (i32.const 0) (i32.const 0)))"),
+            RUN,
+            kind!("Abi(BadPointer)", ErrorKind::Abi(AbiViolation::BadPointer { .. })),
+        ),
+        case(
+            "service_import_with_wrong_type",
+            module(r#"(import "membrane_services" "kv_put" (func (param i32 i32) (result i64)))"#, ""),
+            Action::Prepare,
+            kind!(
+                "Abi(WrongImportType)",
+                ErrorKind::Abi(AbiViolation::WrongImportType { import, .. }) if import == "membrane_services::kv_put"
+            ),
+        ),
+        case(
+            "service_import_that_does_not_exist",
+            module(r#"(import "membrane_services" "exec" (func (param i32 i32 i32 i32) (result i64)))"#, ""),
+            Action::Prepare,
+            kind!(
+                "MissingImports",
+                ErrorKind::MissingImports { imports } if imports == &["membrane_services::exec"]
             ),
         ),
         case(
