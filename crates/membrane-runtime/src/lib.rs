@@ -56,6 +56,7 @@ mod limits;
 pub mod memory;
 pub mod protocol;
 mod runtime;
+pub mod services;
 
 pub use error::{AbiViolation, Error, ErrorKind, HostError, LimitKind, Result, TrapKind};
 pub use executor::{ContentHash, LimitOverrides, RuntimeModule};

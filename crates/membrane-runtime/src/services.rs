@@ -1,0 +1,3 @@
+//! Standard host services.
+
+pub mod kv;
