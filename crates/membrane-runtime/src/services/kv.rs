@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use membrane_types::ErrorCode;
 
+#[cfg(feature = "redb")]
+mod redb;
+#[cfg(feature = "redb")]
+pub use self::redb::RedbKv;
+
 /// The longest namespace name, in bytes. A namespace name is any non-empty UTF-8 string
 /// of at most this many bytes (the runtime uses the module's name).
 pub const MAX_NAMESPACE_LEN: usize = 255;
@@ -829,6 +834,12 @@ mod tests {
     }
 
     battery!(memory, ((), MemoryKv::new()));
+    #[cfg(feature = "redb")]
+    battery!(redb, {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbKv::open(dir.path().join("kv.redb")).unwrap();
+        (dir, store)
+    });
 
     /// Random operation sequences give the same results on every backend as on a model
     /// (a `BTreeMap` per namespace, with the limits and paging rules written out again).
@@ -978,6 +989,19 @@ mod tests {
             #[test]
             fn memory_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
                 check(&MemoryKv::new(), &ops)?;
+            }
+        }
+
+        #[cfg(feature = "redb")]
+        proptest! {
+            // Each case opens a database file and commits with fsync: fewer cases.
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            #[test]
+            fn redb_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
+                let dir = tempfile::tempdir().unwrap();
+                let store = RedbKv::open(dir.path().join("kv.redb")).unwrap();
+                check(&store, &ops)?;
             }
         }
     }
