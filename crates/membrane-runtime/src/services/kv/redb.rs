@@ -369,6 +369,19 @@ mod tests {
         assert!(message.contains("missing-dir"), "{message}");
     }
 
+    /// A file that is not a redb database is refused, not overwritten.
+    #[test]
+    fn a_foreign_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.redb");
+        std::fs::write(&path, [0x5a; 10_000]).unwrap();
+        let Err(KvError::Storage(message)) = RedbKv::open(&path) else {
+            panic!("a file of garbage was opened as a database");
+        };
+        assert!(message.contains("Not a redb database"), "{message}");
+        assert_eq!(std::fs::read(&path).unwrap(), [0x5a; 10_000]);
+    }
+
     /// A file written in another layout version is refused, not misread.
     #[test]
     fn another_format_is_refused() {
