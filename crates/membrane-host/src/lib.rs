@@ -45,7 +45,8 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | *(none yet)* |    | the wasmtime executor (`membrane-wasmtime`), built with Cranelift, the pooling allocator and parallel compilation only |
+//! | *(always)* |    | the wasmtime executor (`membrane-wasmtime`), built with Cranelift, the pooling allocator and parallel compilation only |
+//! | `redb` | yes | [`kv::RedbKv`], the on-disk key-value store of the runtime's services (redb) |
 
 #![forbid(unsafe_code)]
 

@@ -45,7 +45,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | *(none yet)* |    | |
+//! | `redb` | yes | [`services::kv::RedbKv`], the on-disk key-value store (redb) |
 
 #![forbid(unsafe_code)]
 
