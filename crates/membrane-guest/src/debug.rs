@@ -90,7 +90,7 @@ macro_rules! ensure {
         if $cond {
             ::core::result::Result::<(), $crate::Error>::Ok(())
         } else {
-            ::core::result::Result::<(), $crate::Error>::Err($crate::debug::failed_args(
+            ::core::result::Result::<(), $crate::Error>::Err($crate::__rt::failed_args(
                 ::core::format_args!($($arg)+),
             ))
         }

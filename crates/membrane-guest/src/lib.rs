@@ -215,9 +215,11 @@ pub use runtime::{
 #[doc(hidden)]
 pub mod __rt {
     pub use crate::bytes::export_bytes;
+    pub use crate::debug::failed_args;
     pub use crate::export::export_typed;
     pub use crate::hook::run_hook;
     pub use crate::host::{call_host, call_host_bytes};
+    pub use crate::log::log_args;
     pub use alloc::vec::Vec;
     pub use membrane_types::HOST_MODULE;
     pub use postcard;

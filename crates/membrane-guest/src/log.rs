@@ -100,7 +100,7 @@ pub fn log_args(level: Level, args: fmt::Arguments<'_>) -> Result<(), Error> {
 #[macro_export]
 macro_rules! log {
     ($level:expr, $($arg:tt)+) => {
-        $crate::log::log_args($level, ::core::format_args!($($arg)+))
+        $crate::__rt::log_args($level, ::core::format_args!($($arg)+))
     };
 }
 
@@ -108,7 +108,7 @@ macro_rules! log {
 #[macro_export]
 macro_rules! trace {
     ($($arg:tt)+) => {
-        $crate::log::log_args($crate::log::Level::Trace, ::core::format_args!($($arg)+))
+        $crate::__rt::log_args($crate::log::Level::Trace, ::core::format_args!($($arg)+))
     };
 }
 
@@ -116,7 +116,7 @@ macro_rules! trace {
 #[macro_export]
 macro_rules! debug {
     ($($arg:tt)+) => {
-        $crate::log::log_args($crate::log::Level::Debug, ::core::format_args!($($arg)+))
+        $crate::__rt::log_args($crate::log::Level::Debug, ::core::format_args!($($arg)+))
     };
 }
 
@@ -125,7 +125,7 @@ macro_rules! debug {
 #[macro_export]
 macro_rules! info {
     ($($arg:tt)+) => {
-        $crate::log::log_args($crate::log::Level::Info, ::core::format_args!($($arg)+))
+        $crate::__rt::log_args($crate::log::Level::Info, ::core::format_args!($($arg)+))
     };
 }
 
@@ -133,7 +133,7 @@ macro_rules! info {
 #[macro_export]
 macro_rules! warn {
     ($($arg:tt)+) => {
-        $crate::log::log_args($crate::log::Level::Warn, ::core::format_args!($($arg)+))
+        $crate::__rt::log_args($crate::log::Level::Warn, ::core::format_args!($($arg)+))
     };
 }
 
@@ -141,7 +141,7 @@ macro_rules! warn {
 #[macro_export]
 macro_rules! error {
     ($($arg:tt)+) => {
-        $crate::log::log_args($crate::log::Level::Error, ::core::format_args!($($arg)+))
+        $crate::__rt::log_args($crate::log::Level::Error, ::core::format_args!($($arg)+))
     };
 }
 
