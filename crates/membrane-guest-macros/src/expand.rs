@@ -10,7 +10,13 @@ pub(crate) fn export(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let func: ItemFn = syn::parse2(item)?;
     let export_name = export_name(attr, &func)?;
     let input = input(&func)?;
-    check_signature(&func, &input)?;
+    check_signature("#[export]", &func, &input)?;
+    Ok(with_shim(&func, &export_name, &input))
+}
+
+/// `func` followed by the wasm32 shim that exports it as `export_name`, taking its
+/// input as `input` says. The caller checked the signature.
+pub(crate) fn with_shim(func: &ItemFn, export_name: &LitStr, input: &Input<'_>) -> TokenStream {
     let ident = &func.sig.ident;
     let shim = format_ident!("__membrane_export_{}", ident);
     let run = match input {
@@ -24,7 +30,7 @@ pub(crate) fn export(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             ::membrane_guest::__rt::export_bytes(ptr, len, #ident)
         },
     };
-    Ok(quote! {
+    quote! {
         #func
 
         #[doc(hidden)]
@@ -33,11 +39,11 @@ pub(crate) fn export(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         pub extern "C" fn #shim(ptr: u32, len: u32) -> u64 {
             #run
         }
-    })
+    }
 }
 
 /// How an export takes its input.
-enum Input<'f> {
+pub(crate) enum Input<'f> {
     /// No parameter: the input is `()` (postcard), so an export without input is typed
     /// whatever it returns.
     Unit,
@@ -48,7 +54,7 @@ enum Input<'f> {
 }
 
 /// The function's input: its one parameter's type decides, `&[u8]` meaning bytes.
-fn input(func: &ItemFn) -> syn::Result<Input<'_>> {
+pub(crate) fn input(func: &ItemFn) -> syn::Result<Input<'_>> {
     let arg = match func.sig.inputs.first() {
         None => return Ok(Input::Unit),
         Some(FnArg::Typed(arg)) => arg,
@@ -87,7 +93,7 @@ fn input(func: &ItemFn) -> syn::Result<Input<'_>> {
 }
 
 /// The type inside any invisible (macro) groups and parentheses.
-fn ungroup(ty: &Type) -> &Type {
+pub(crate) fn ungroup(ty: &Type) -> &Type {
     match ty {
         Type::Group(g) => ungroup(&g.elem),
         Type::Paren(p) => ungroup(&p.elem),
@@ -142,19 +148,23 @@ fn check_name(name: LitStr) -> syn::Result<LitStr> {
 }
 
 /// One input at most, a `Result` output, no generics (but lifetimes with a bytes input),
-/// not async, not unsafe.
-fn check_signature(func: &ItemFn, input: &Input<'_>) -> syn::Result<()> {
+/// not async, not unsafe. `attribute` names the attribute as written, for the errors.
+pub(crate) fn check_signature(
+    attribute: &str,
+    func: &ItemFn,
+    input: &Input<'_>,
+) -> syn::Result<()> {
     let sig = &func.sig;
     if let Some(asyncness) = sig.asyncness {
         return Err(syn::Error::new(
             asyncness.span(),
-            "#[export] functions cannot be async",
+            format!("{attribute} functions cannot be async"),
         ));
     }
     if let Some(unsafety) = sig.unsafety {
         return Err(syn::Error::new(
             unsafety.span(),
-            "#[export] functions cannot be unsafe",
+            format!("{attribute} functions cannot be unsafe"),
         ));
     }
     let lifetimes_only = sig
@@ -167,24 +177,24 @@ fn check_signature(func: &ItemFn, input: &Input<'_>) -> syn::Result<()> {
     if !allowed {
         return Err(syn::Error::new(
             sig.generics.span(),
-            "#[export] functions cannot be generic",
+            format!("{attribute} functions cannot be generic"),
         ));
     }
     if sig.inputs.len() > 1 {
         return Err(syn::Error::new(
             sig.inputs.span(),
-            "#[export] functions take one input (use a tuple or a struct for more)",
+            format!("{attribute} functions take one input (use a tuple or a struct for more)"),
         ));
     }
     match &sig.output {
         ReturnType::Type(_, ty) if is_result(ty) => Ok(()),
         ReturnType::Type(_, ty) => Err(syn::Error::new(
             ty.span(),
-            "#[export] functions return `Result<O, E>`",
+            format!("{attribute} functions return `Result<O, E>`"),
         )),
         ReturnType::Default => Err(syn::Error::new(
             Span::call_site(),
-            "#[export] functions return `Result<O, E>`",
+            format!("{attribute} functions return `Result<O, E>`"),
         )),
     }
 }

@@ -1,8 +1,10 @@
-//! The `#[export]`, `#[start]` and `#[stop]` attributes and the `host_externs!` macro of
-//! `membrane-guest`. Use them as `membrane_guest::export`, `membrane_guest::start`,
-//! `membrane_guest::stop` and `membrane_guest::host_externs!`.
+//! The `#[export]`, `#[start]`, `#[stop]` and `#[on_message]` attributes and the
+//! `host_externs!` macro of `membrane-guest`. Use them as `membrane_guest::export`,
+//! `membrane_guest::start`, `membrane_guest::stop`, `membrane_guest::on_message` and
+//! `membrane_guest::host_externs!`.
 //!
-//! The expansions live in the private `expand`, `hook` and `host_externs` modules (plain
+//! The expansions live in the private `expand`, `hook`, `message` and `host_externs`
+//! modules (plain
 //! code tested without a compiler run); this file only adapts them to the proc-macro
 //! interface.
 
@@ -13,6 +15,7 @@ use proc_macro::TokenStream;
 mod expand;
 mod hook;
 mod host_externs;
+mod message;
 
 /// Turns `fn f(input: I) -> Result<O, E>` into a membrane export named `f`.
 ///
@@ -66,6 +69,22 @@ pub fn start(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn stop(attr: TokenStream, item: TokenStream) -> TokenStream {
     match hook::hook(hook::Hook::Stop, attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}
+
+/// Turns `fn f(msg: membrane_guest::bus::Message) -> Result<(), E>` into the module's
+/// message handler: on wasm32, the export `__membrane_message` (`docs/abi.md` §10), a
+/// typed export whose input is the message (postcard `(from, channel, payload)`) and
+/// whose output is `()`; `E` is anything `Into<membrane_guest::Error>`.
+///
+/// A membrane runtime delivers the module's queued bus messages to it, one call per
+/// message; nothing else may call it. The function itself is kept unchanged. At most
+/// one per module: a second is a duplicate export when the module is linked.
+#[proc_macro_attribute]
+pub fn on_message(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match message::on_message(attr.into(), item.into()) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.into_compile_error().into(),
     }

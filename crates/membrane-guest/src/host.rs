@@ -125,6 +125,40 @@ where
     }
 }
 
+/// Sends `input` (postcard) to a host function through `import` and hands `read` the
+/// response payload where it lies (a response that borrows from it, read without a
+/// copy of its bytes). `read` runs while this call holds [`SCRATCH`], as in
+/// [`call_host_bytes`].
+#[inline]
+pub(crate) fn call_host_with<I: Serialize + ?Sized, R>(
+    name: &str,
+    import: impl FnOnce(u32, u32, u32, u32) -> u64,
+    input: &I,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R, Error> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        exchange(
+            name,
+            import,
+            |nested| {
+                if nested {
+                    let request = crate::export::encode_value(input, Flags::EXPECTS_RESPONSE)?;
+                    Ok((request.as_ptr() as u32, request.len() as u32))
+                } else {
+                    encode_request(input)
+                }
+            },
+            |payload| Ok(read(payload)),
+        )
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (import, input, read);
+        Err(not_in_a_host(name))
+    }
+}
+
 /// Sends `input` as the request payload to a host function through `import` and hands
 /// the response payload to `read` where it lies.
 ///

@@ -20,6 +20,12 @@
 //!   and raw helpers [`host_args`], [`return_ok`], [`return_err`];
 //! - lifecycle hooks [`#[start]`](start) and [`#[stop]`](stop), run by the host when it
 //!   makes an instance and when it drops one;
+//! - the standard host services (import module `membrane_services`, each used only if
+//!   the host granted it; a module imports only those it calls): [`log`](mod@log) with the
+//!   [`info!`] family of macros, the host's [`clock`]s, [`random`] bytes, [`effects`]
+//!   for the host to act on, [`debug`](mod@debug) assertions ([`ensure!`]) and breakpoints, the
+//!   module's key-value storage [`kv`], and the message [`bus`] between modules, whose
+//!   messages a handler marked [`#[on_message]`](on_message) receives;
 //! - panic messages sent to the host ([`install_panic_hook`], [`report_panic`]).
 //!
 //! # Example
@@ -73,8 +79,17 @@ mod hook;
 mod host;
 mod panic;
 mod runtime;
+mod services;
 mod state;
 mod sys;
+
+pub mod bus;
+pub mod clock;
+pub mod debug;
+pub mod effects;
+pub mod kv;
+pub mod log;
+pub mod random;
 
 pub use bytes::{BytesOutput, Output};
 pub use crc::HostCrc;
@@ -119,6 +134,25 @@ pub use membrane_guest_macros::export;
 /// reads untouched.
 #[doc(inline)]
 pub use membrane_guest_macros::host_externs;
+/// ```
+/// use membrane_guest::bus::{self, Message};
+/// use membrane_guest::Error;
+///
+/// /// Runs once per message queued for this module: echoes pings to their sender.
+/// #[membrane_guest::on_message]
+/// fn on_message(msg: Message) -> Result<(), Error> {
+///     match (msg.channel.as_str(), &msg.from) {
+///         ("ping", Some(module)) => bus::send(module, "pong", &msg.payload),
+///         ("ping", None) => bus::send_to_host("pong", &msg.payload),
+///         _ => Ok(()),
+///     }
+/// }
+/// # // The handler stays an ordinary function; off wasm32 there is no bus.
+/// # let msg = Message { from: Some("a".into()), channel: "ping".into(), payload: vec![1] };
+/// # assert_eq!(on_message(msg).unwrap_err().code, membrane_guest::ErrorCode::NOT_FOUND);
+/// ```
+#[doc(inline)]
+pub use membrane_guest_macros::on_message;
 /// ```
 /// use std::cell::RefCell;
 ///
@@ -181,9 +215,11 @@ pub use runtime::{
 #[doc(hidden)]
 pub mod __rt {
     pub use crate::bytes::export_bytes;
+    pub use crate::debug::failed_args;
     pub use crate::export::export_typed;
     pub use crate::hook::run_hook;
     pub use crate::host::{call_host, call_host_bytes};
+    pub use crate::log::log_args;
     pub use alloc::vec::Vec;
     pub use membrane_types::HOST_MODULE;
     pub use postcard;
