@@ -17,9 +17,13 @@
 //!   error; how many were sent, and the error's code (17 `QUEUE_FULL` when a receiver's
 //!   queue filled up), or 0.
 //!
+//! - `rally(to: String) -> ()`: sends an empty message on `rally` to the module `to`.
+//!
 //! The message handler (`#[on_message]`): a message on `chat` is appended to the
 //! history; a message on `ping` is answered with its payload on `pong`, to the module
-//! that sent it or to the host; a message on any other channel is ignored.
+//! that sent it or to the host; a message on `rally` from a module is sent back to it on
+//! `rally` (two members rally forever: what a host's step budget is for); a message on
+//! `fail` fails the handler (error 1000); a message on any other channel is ignored.
 
 use std::cell::RefCell;
 
@@ -67,8 +71,19 @@ fn on_message(msg: Message) -> Result<(), Error> {
             Some(from) => bus::send(from, "pong", &msg.payload),
             None => bus::send_to_host("pong", &msg.payload),
         },
+        "rally" => match &msg.from {
+            Some(from) => bus::send(from, "rally", &msg.payload),
+            None => Ok(()),
+        },
+        "fail" => Err(Error::new(1000, "this member refuses messages on `fail`")),
         _ => Ok(()),
     }
+}
+
+/// Sends an empty message on `rally` to the module `to`.
+#[export]
+pub fn rally(to: String) -> Result<(), Error> {
+    bus::send(&to, "rally", b"")
 }
 
 /// The chat lines received so far.

@@ -12,5 +12,6 @@ mod lifecycle;
 mod limits;
 mod routing;
 mod runtime;
+mod services;
 mod soak;
 mod support;
