@@ -366,3 +366,128 @@ impl PairFloor {
         self.a.memory.data(&self.store)[p..p + l].to_vec()
     }
 }
+
+/// Two bare modules of the bus floor: `send_n` calls the host import `send` `n` times
+/// with the same bytes; `on_message` takes a message and does nothing with it.
+pub const BUS_WAT: &str = concat!(
+    r#"
+(module
+  (import "host" "send" (func $send (param i32 i32)))
+  (memory (export "memory") 1)
+"#,
+    bump_alloc!(),
+    r#"  (func (export "send_n") (param $n i32) (param $ptr i32) (param $len i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (call $send (local.get $ptr) (local.get $len))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next))))
+  (func (export "on_message") (param $ptr i32) (param $len i32) (result i64) (i64.const 0))
+)
+"#
+);
+
+/// A bare instance of [`BUS_WAT`] with its exports.
+struct BusModule {
+    store: Store<BusData>,
+    memory: Memory,
+    alloc: TypedFunc<(u32, u32), u32>,
+    send_n: TypedFunc<(u32, u32, u32), ()>,
+    on_message: TypedFunc<(u32, u32), u64>,
+}
+
+#[derive(Default)]
+struct BusData {
+    memory: Option<Memory>,
+    /// Messages sent, each copied out of the sender's memory.
+    queue: std::collections::VecDeque<Vec<u8>>,
+}
+
+/// The floor of the message bus: module A sends messages to the host (a bare import
+/// copying each into a queue), and the host delivers each to module B (allocation call,
+/// copy in, call): what membrane's bus does minus envelopes, postcard, bounds and
+/// locks.
+pub struct BusFloor {
+    a: BusModule,
+    b: BusModule,
+    fuel: Option<u64>,
+}
+
+impl BusFloor {
+    /// The two modules instantiated on `engine`'s wasmtime engine.
+    pub fn new(engine: &Engine) -> BusFloor {
+        let wt = engine.wasmtime();
+        let module = wasmtime::Module::new(wt, wat::parse_str(BUS_WAT).unwrap()).unwrap();
+        let mut linker = Linker::new(wt);
+        linker
+            .func_wrap(
+                "host",
+                "send",
+                |mut caller: Caller<'_, BusData>, ptr: u32, len: u32| -> wasmtime::Result<()> {
+                    let memory = caller.data().memory.unwrap();
+                    let message = memory
+                        .data(&caller)
+                        .get(ptr as usize..ptr as usize + len as usize)
+                        .ok_or_else(|| wasmtime::Error::msg("oob"))?
+                        .to_vec();
+                    caller.data_mut().queue.push_back(message);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let fuel = engine.config().limits.fuel;
+        let make = || {
+            let mut store = Store::new(wt, BusData::default());
+            if let Some(f) = fuel {
+                store.set_fuel(f).unwrap();
+            }
+            store.set_epoch_deadline(u64::MAX / 2);
+            let instance = linker.instantiate(&mut store, &module).unwrap();
+            let memory = instance.get_memory(&mut store, "memory").unwrap();
+            store.data_mut().memory = Some(memory);
+            BusModule {
+                memory,
+                alloc: instance.get_typed_func(&mut store, "alloc").unwrap(),
+                send_n: instance.get_typed_func(&mut store, "send_n").unwrap(),
+                on_message: instance.get_typed_func(&mut store, "on_message").unwrap(),
+                store,
+            }
+        };
+        BusFloor {
+            a: make(),
+            b: make(),
+            fuel,
+        }
+    }
+
+    /// A sends `payload` `n` times (one call), then each message is delivered to B (one
+    /// call each). Returns how many were delivered.
+    pub fn send_and_deliver(&mut self, n: u32, payload: &[u8]) -> u32 {
+        let len = payload.len() as u32;
+        let a = &mut self.a;
+        if let Some(f) = self.fuel {
+            a.store.set_fuel(f).unwrap();
+        }
+        let ptr = a.alloc.call(&mut a.store, (len, 1)).unwrap();
+        a.memory.data_mut(&mut a.store)[ptr as usize..(ptr + len) as usize]
+            .copy_from_slice(payload);
+        a.send_n.call(&mut a.store, (n, ptr, len)).unwrap();
+        let mut delivered = 0;
+        while let Some(message) = a.store.data_mut().queue.pop_front() {
+            let b = &mut self.b;
+            // Each delivery is armed as a membrane call is.
+            if let Some(f) = self.fuel {
+                b.store.set_fuel(f).unwrap();
+            }
+            b.store.set_epoch_deadline(u64::MAX / 2);
+            let len = message.len() as u32;
+            let at = b.alloc.call(&mut b.store, (len, 1)).unwrap();
+            b.memory.data_mut(&mut b.store)[at as usize..(at + len) as usize]
+                .copy_from_slice(&message);
+            b.on_message.call(&mut b.store, (at, len)).unwrap();
+            delivered += 1;
+        }
+        delivered
+    }
+}

@@ -18,6 +18,9 @@
 //!   queue filled up), or 0.
 //!
 //! - `rally(to: String) -> ()`: sends an empty message on `rally` to the module `to`.
+//! - `burst((to, channel, n, payload): (String, String, u32, Vec<u8>)) -> u32`: sends
+//!   `payload` `n` times on `channel` to `to` (the bus benchmark's sender); stops at the
+//!   first error and returns it.
 //!
 //! The message handler (`#[on_message]`): a message on `chat` is appended to the
 //! history; a message on `ping` is answered with its payload on `pong`, to the module
@@ -78,6 +81,16 @@ fn on_message(msg: Message) -> Result<(), Error> {
         "fail" => Err(Error::new(1000, "this member refuses messages on `fail`")),
         _ => Ok(()),
     }
+}
+
+/// Sends `payload` `n` times on `channel` to the module `to`: how many were sent.
+#[export]
+pub fn burst(input: (String, String, u32, Vec<u8>)) -> Result<u32, Error> {
+    let (to, channel, n, payload) = input;
+    for _ in 0..n {
+        bus::send(&to, &channel, &payload)?;
+    }
+    Ok(n)
 }
 
 /// Sends an empty message on `rally` to the module `to`.
