@@ -439,8 +439,10 @@ impl<T: Send + 'static> Instance<T> {
         self.run_hook(Hook::Stop)
     }
 
-    /// Runs `hook` as a top-level call.
+    /// Runs `hook` as a top-level call, outside any request (its context is a call from
+    /// the host with request id 0, not the last call's).
     pub(crate) fn run_hook(&mut self, hook: Hook) -> Result<()> {
+        self.store.data_mut().ctx = CallContext::host(0);
         self.top_level(None, |store, handles| {
             crate::hook::run_hook(store, handles, hook)
         })

@@ -18,6 +18,8 @@
 //! - `check(value: i64) -> i64`: `value`, or error 19 `ASSERTION_FAILED` with the
 //!   message `value <value> is negative`.
 //! - `mark(label: String) -> ()`: passes the breakpoint `label`.
+//!
+//! Its stop hook logs `notes stopped` (services work in lifecycle hooks too).
 
 use membrane_guest::log::{self, Level};
 use membrane_guest::{Error, clock, debug, effects, ensure, export, info};
@@ -87,3 +89,10 @@ pub fn check(value: i64) -> Result<i64, Error> {
 pub fn mark(label: String) -> Result<(), Error> {
     debug::breakpoint(&label)
 }
+
+/// Logs that the instance stops.
+#[membrane_guest::stop]
+fn stop() -> Result<(), Error> {
+    log::info("notes stopped")
+}
+

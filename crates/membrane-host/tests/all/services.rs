@@ -191,6 +191,13 @@ fn log_lines_reach_the_sink_with_module_request_and_level() {
     let ids: std::collections::HashSet<u64> = lines.iter().map(|l| l.request_id).collect();
     assert_eq!(ids.len(), 5);
     assert!(!ids.contains(&0));
+    // The stop hook logs too, outside any request (id 0, not the last call's).
+    rt.remove("notes").unwrap();
+    let last = doubles.log.lines().pop().unwrap();
+    assert_eq!(
+        (last.message.as_str(), last.request_id),
+        ("notes stopped", 0)
+    );
 }
 
 /// A module cannot flood the log: the per-call budget refuses lines past it with
@@ -793,4 +800,23 @@ fn removing_a_module_drops_its_queue() {
         "{e}"
     );
     assert_eq!(rt.call::<_, u32>("alice", "say", &"hi").unwrap(), 2);
+}
+
+/// An instance a host makes on its own (no runtime) links the service imports and
+/// answers them with `NOT_IN_RUNTIME`, as data: nothing is served without a runtime's
+/// grants.
+#[test]
+fn outside_a_runtime_every_service_answers_not_in_runtime() {
+    let mut notes = pre("notes").instantiate(()).unwrap();
+    let e = notes.call::<_, u64>("note", &"hi").unwrap_err();
+    assert_eq!(guest_error(&e).0, ErrorCode::NOT_IN_RUNTIME);
+    let e = notes.call::<_, Vec<u8>>("random", &8u32).unwrap_err();
+    assert_eq!(guest_error(&e).0, ErrorCode::NOT_IN_RUNTIME);
+    let mut counter = pre("counter").instantiate(()).unwrap();
+    let e = counter.call::<_, u64>("increment", &1u64).unwrap_err();
+    assert_eq!(guest_error(&e).0, ErrorCode::NOT_IN_RUNTIME);
+    let mut chat = pre("chat").instantiate(()).unwrap();
+    let e = chat.call::<_, u32>("say", &"hi").unwrap_err();
+    assert_eq!(guest_error(&e).0, ErrorCode::NOT_IN_RUNTIME);
+    assert!(!chat.is_poisoned());
 }
