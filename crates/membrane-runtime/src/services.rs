@@ -9,8 +9,8 @@
 //! - [`Services`]: the providers a runtime serves them with, each behind a trait with a
 //!   production default ([`LogSink`]/[`TracingLog`], [`Clock`]/[`SystemClock`],
 //!   [`RandomSource`]/[`OsRandom`], [`EffectHandler`]/[`NoEffects`],
-//!   [`KvStore`](kv::KvStore)/[`RedbKv`](kv::RedbKv)) and a deterministic double in
-//!   [`testing`](crate::testing).
+//!   [`kv::KvStore`]/[`kv::RedbKv`]) and a deterministic double in
+//!   [`crate::testing`].
 //! - The bus ([`Message`], [`BusLimits`]): bounded per-module queues, delivered by
 //!   [`Runtime::run_until_idle`](crate::Runtime::run_until_idle).
 //!
