@@ -1,9 +1,11 @@
 //! Callgrind driver for per-call instruction counts (deterministic, unlike wall-clock
 //! numbers on a shared machine):
-//! `cg <echo|floor-echo|host|floor-host|bytes|floor-bytes|runtime|g2g|floor-g2g> <size> <iterations>`
+//! `cg <echo|floor-echo|host|floor-host|bytes|floor-bytes|runtime|g2g|floor-g2g|bus|floor-bus> <size> <iterations>`
 //! (`runtime`: echo through `Runtime::call_raw`, a persistent module; `g2g`: the host
 //! calls `ping.relay`, which calls `echo.echo` of another module through the runtime;
-//! `floor-g2g`: the same with `membrane_benches::PairFloor`).
+//! `floor-g2g`: the same with `membrane_benches::PairFloor`; `bus`: 10 messages of
+//! `size` bytes from one module to another's handler, `floor-bus` with
+//! `membrane_benches::BusFloor`).
 //!
 //! Only `run` is meant to be counted; run it for N and 2N iterations and divide the
 //! difference by N:
@@ -153,6 +155,35 @@ fn main() {
                         .call_raw("ping", "relay", black_box(&input))
                         .unwrap(),
                 );
+            });
+        }
+        "bus" => {
+            // One iteration: 10 messages of `size` bytes from one chat module to
+            // another, delivered to its handler (`benches/services.rs`'s bus bench).
+            let runtime = membrane_host::Runtime::new(membrane_host::RuntimeConfig::default());
+            let spec =
+                membrane_host::ModuleSpec::persistent().grants(membrane_host::Grants::none().bus());
+            for name in ["sender", "receiver"] {
+                let pre = engine
+                    .load(&guest("chat"))
+                    .unwrap()
+                    .prepare(&HostFunctions::<()>::new())
+                    .unwrap();
+                runtime.add(name, pre, spec.clone()).unwrap();
+            }
+            let request = ("receiver", "bench", 10u32, &input);
+            run(iters, &mut || {
+                let sent: u32 = runtime
+                    .call("sender", "burst", black_box(&request))
+                    .unwrap();
+                let report = runtime.run_until_idle(u64::MAX);
+                assert_eq!((sent, report.delivered), (10, 10));
+            });
+        }
+        "floor-bus" => {
+            let mut floor = membrane_benches::BusFloor::new(&engine);
+            run(iters, &mut || {
+                assert_eq!(floor.send_and_deliver(10, black_box(&input)), 10);
             });
         }
         "floor-g2g" => {

@@ -444,9 +444,20 @@ impl Runtime {
         call: impl FnOnce(&mut dyn GuestInstance, CallContext) -> Result<R>,
     ) -> Result<R> {
         let wait = route::wait_within(self.inner.config.max_wait, ctx.deadline)?;
+        let version = self.current(module)?;
+        self.run_version(&version, wait, ctx, call)
+    }
+
+    /// [`Runtime::run`] on `version`, waiting at most `wait` for an instance.
+    fn run_version<R>(
+        &self,
+        version: &Version,
+        wait: Duration,
+        ctx: CallContext,
+        call: impl FnOnce(&mut dyn GuestInstance, CallContext) -> Result<R>,
+    ) -> Result<R> {
         let waits = ctx.caller.is_some().then_some(&self.inner.waits);
         let request = ctx.request_id;
-        let version = self.current(module)?;
         version.stats.begin();
         let result = version.on_instance(request, wait, waits, |instance| call(instance, ctx));
         match &result {

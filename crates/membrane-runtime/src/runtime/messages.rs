@@ -4,8 +4,13 @@
 
 use membrane_types::MESSAGE_EXPORT;
 
-use super::Runtime;
+use super::{Runtime, Version};
+
+/// The most messages one module is delivered in a turn of [`Runtime::run_until_idle`]
+/// before the next module's turn.
+const TURN: usize = 16;
 use crate::error::{Error, ErrorKind, Result};
+use crate::services::serve::Bytes;
 use crate::services::{BusError, Message};
 
 /// What [`Runtime::run_until_idle`] did.
@@ -87,9 +92,9 @@ impl Runtime {
     ///
     /// Each delivery is one call of the module's handler (counted like any call, under
     /// the module's limits and instance policy) with the oldest message of its queue.
-    /// Modules take turns, one message each per round, in name order, so one busy
+    /// Modules take turns in name order, up to 16 messages each per turn, so one busy
     /// module does not starve the others. A handler may send messages itself: they are
-    /// delivered in later rounds, within the same budget, so two modules that answer
+    /// delivered in later turns, within the same budget, so two modules that answer
     /// each other forever stop at `max_steps` (`idle` is then `false`). Messages of
     /// modules without a handler stay queued for them to `recv`.
     ///
@@ -98,45 +103,57 @@ impl Runtime {
     pub fn run_until_idle(&self, max_steps: u64) -> IdleReport {
         let mut report = IdleReport::default();
         loop {
-            let waiting: Vec<String> = self
-                .inner
-                .bus
-                .modules_with_messages()
-                .into_iter()
-                .filter(|m| self.current(m).is_ok_and(|v| v.handles_messages))
-                .collect();
-            if waiting.is_empty() {
-                report.idle = true;
-                return report;
-            }
-            for module in waiting {
-                if report.steps() >= max_steps {
-                    return report;
-                }
-                let Some(message) = self.inner.bus.take_next(&module) else {
+            let mut waiting = false;
+            for module in self.inner.bus.modules_with_messages() {
+                let Ok(version) = self.current(&module) else {
                     continue;
                 };
-                match self.deliver(&module, &message) {
-                    Ok(()) => report.delivered += 1,
-                    Err(error) => report.failures.push(DeliveryFailure {
-                        module,
-                        message,
-                        error,
-                    }),
+                if !version.handles_messages {
+                    continue;
                 }
+                waiting = true;
+                // One turn: up to `TURN` messages, then the next module's turn.
+                for _ in 0..TURN {
+                    if report.steps() >= max_steps {
+                        return report;
+                    }
+                    let Some(message) = self.inner.bus.take_next(&module) else {
+                        break;
+                    };
+                    match self.deliver(&version, &message) {
+                        Ok(()) => report.delivered += 1,
+                        Err(error) => report.failures.push(DeliveryFailure {
+                            module: module.clone(),
+                            message,
+                            error,
+                        }),
+                    }
+                }
+            }
+            if !waiting {
+                report.idle = true;
+                return report;
             }
         }
     }
 
-    /// One call of `module`'s message handler with `message`, as a call from the host.
-    fn deliver(&self, module: &str, message: &Message) -> Result<()> {
-        let input = postcard::to_allocvec(&(
-            message.from.as_deref(),
-            message.channel.as_str(),
-            message.payload.as_slice(),
-        ))
+    /// One call of the message handler of `version` with `message`, as a call from the
+    /// host.
+    fn deliver(&self, version: &Version, message: &Message) -> Result<()> {
+        let from = message.from.as_deref().unwrap_or("");
+        // Sized once: varint lengths take at most 5 bytes each here.
+        let capacity = 16 + from.len() + message.channel.len() + message.payload.len();
+        let input = postcard::to_extend(
+            &(
+                message.from.as_deref(),
+                message.channel.as_str(),
+                Bytes(&message.payload),
+            ),
+            Vec::with_capacity(capacity),
+        )
         .map_err(|e| Error::host(format_args!("cannot encode a message: {e}")))?;
-        self.run(module, self.host_call(), |instance, ctx| {
+        let wait = self.inner.config.max_wait;
+        self.run_version(version, wait, self.host_call(), |instance, ctx| {
             instance.call_envelope(ctx, MESSAGE_EXPORT, &input, &mut |_| {})
         })
     }

@@ -146,14 +146,19 @@ struct Queue {
 impl Queue {
     /// Whether `size` more bytes in one more message fit under `limits`, else the
     /// error for `receiver`.
-    fn check_room(&self, size: usize, limits: &BusLimits, receiver: &str) -> Result<(), BusError> {
+    fn check_room(
+        &self,
+        size: usize,
+        limits: &BusLimits,
+        receiver: Option<&str>,
+    ) -> Result<(), BusError> {
         if self.messages.len() < limits.max_queue_messages
             && self.bytes.saturating_add(size) <= limits.max_queue_bytes
         {
             return Ok(());
         }
         Err(BusError::QueueFull {
-            receiver: receiver.to_string(),
+            receiver: receiver_name(receiver),
             messages: self.messages.len(),
             bytes: self.bytes,
             max_messages: limits.max_queue_messages,
@@ -274,7 +279,7 @@ impl Bus {
                     module: to.to_string(),
                 })?,
         };
-        queue.check_room(message.size(), &self.limits, &receiver_name(to))?;
+        queue.check_room(message.size(), &self.limits, to)?;
         queue.push(message);
         Ok(())
     }
@@ -293,7 +298,7 @@ impl Bus {
         let mut queues = self.lock();
         let is_receiver = |name: &String| Some(name.as_str()) != from;
         for (name, queue) in queues.modules.iter().filter(|(n, _)| is_receiver(n)) {
-            queue.check_room(size, &self.limits, &receiver_name(Some(name)))?;
+            queue.check_room(size, &self.limits, Some(name))?;
         }
         let mut receivers = 0u32;
         for (_, queue) in queues.modules.iter_mut().filter(|(n, _)| is_receiver(n)) {

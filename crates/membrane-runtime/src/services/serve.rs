@@ -142,7 +142,7 @@ pub(crate) fn serve(
         ServiceImport::KvGet => {
             let (store, namespace) = kv(host, payload)?;
             let value = store.get(namespace, payload).map_err(kv_error)?;
-            encode(&value.as_deref())
+            encode(&value.as_deref().map(Bytes))
         }
         ServiceImport::KvPut => {
             let (key, value) = take::<&[u8]>(payload, "kv_put")?;
@@ -163,7 +163,12 @@ pub(crate) fn serve(
             let page = store
                 .scan(namespace, prefix, after, limit, MAX_SCAN_BYTES)
                 .map_err(kv_error)?;
-            encode(&(&page.entries, page.more))
+            let entries: Vec<(Bytes<'_>, Bytes<'_>)> = page
+                .entries
+                .iter()
+                .map(|(k, v)| (Bytes(k), Bytes(v)))
+                .collect();
+            encode(&(entries, page.more))
         }
         ServiceImport::BusSend => {
             let ((to, channel), message) = take::<(Option<&str>, &str)>(payload, "bus_send")?;
@@ -187,7 +192,7 @@ pub(crate) fn serve(
             encode(
                 &message
                     .as_ref()
-                    .map(|m| (m.from.as_deref(), m.payload.as_slice())),
+                    .map(|m| (m.from.as_deref(), Bytes(&m.payload))),
             )
         }
         ServiceImport::BusPending => {
@@ -287,6 +292,18 @@ fn bus_error(host: &Host<'_>, e: BusError) -> HostError {
     }
 }
 
+/// Bytes serialized as one byte string (postcard: a varint length, then the bytes), as
+/// postcard writes `&[u8]` on the wire, but in one copy: serde serializes a plain
+/// `&[u8]` element by element.
+#[derive(Clone, Copy)]
+pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
 fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8], what: &str) -> Result<T, HostError> {
     postcard::from_bytes(payload).map_err(|e| bad_request(what, e))
 }
@@ -311,4 +328,20 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Served {
             format!("service response does not encode: {e}"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bytes;
+
+    /// `Bytes` writes what postcard writes for `&[u8]` and `Vec<u8>`.
+    #[test]
+    fn bytes_serialize_as_postcard_byte_slices() {
+        for len in [0usize, 1, 127, 128, 70_000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let ours = postcard::to_allocvec(&(Some(Bytes(&data)), Bytes(b"k"))).unwrap();
+            let theirs = postcard::to_allocvec(&(Some(data.as_slice()), b"k".to_vec())).unwrap();
+            assert_eq!(ours, theirs, "{len}");
+        }
+    }
 }
