@@ -1,13 +1,17 @@
 //! The membrane demo (`cargo xtask demo`): an echo, a typed call, a host function,
-//! limits being hit with their clean errors, then a runtime of several modules that call
-//! each other, all on the built guest examples.
+//! limits being hit with their clean errors, a runtime of several modules that call
+//! each other, then the host services (a chat room on the message bus, a counter kept in
+//! a key-value store across a restart, logs, effects and assertions), all on the built
+//! guest examples.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use membrane_host::kv::RedbKv;
+use membrane_host::testing::{CapturingLog, RecordingEffects};
 use membrane_host::{
-    Engine, EngineConfig, Grants, HostError, HostFunctions, InstancePre, ModuleSpec, Runtime,
-    RuntimeConfig,
+    BusLimits, Engine, EngineConfig, ErrorCode, ErrorKind, Grants, HostError, HostFunctions,
+    InstancePre, KvLimits, LogLevel, LogSource, ModuleSpec, Runtime, RuntimeConfig, Services,
 };
 use serde::{Deserialize, Serialize};
 
@@ -146,7 +150,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         String::from_utf8_lossy(&out)
     );
 
-    runtime_of_many_modules(&engine, &dir)
+    runtime_of_many_modules(&engine, &dir)?;
+    host_services(&engine, &dir)
 }
 
 /// 5. A runtime of several modules calling each other through the host.
@@ -237,5 +242,279 @@ fn runtime_of_many_modules(
             module.name, c.calls, c.ok, c.guest_errors, c.traps, c.limits_hit
         );
     }
+    Ok(())
+}
+
+/// The code and message of a guest's error, or the error itself when it is another kind.
+fn guest_error(e: membrane_host::Error) -> Result<(ErrorCode, String), membrane_host::Error> {
+    match e.kind() {
+        ErrorKind::Guest { code, message } => Ok((*code, message.clone())),
+        _ => Err(e),
+    }
+}
+
+/// Fails the demo with `what` unless `cond` holds.
+fn check(cond: bool, what: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if cond {
+        Ok(())
+    } else {
+        Err(format!("demo check failed: {what}").into())
+    }
+}
+
+/// A directory of its own under the system's temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("membrane-demo-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// 6. The host services, each module getting those its grants name: the bus, kv, logs.
+fn host_services(engine: &Engine, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let load = |name: &str| -> Result<InstancePre<()>, membrane_host::Error> {
+        engine
+            .load_file(dir.join(format!("{name}.wasm")))?
+            .prepare(&HostFunctions::new())
+    };
+    println!("\n6. host services");
+    chat_room(&load)?;
+    counter_across_restarts(&load)?;
+    notes(&load)
+}
+
+/// Loads a built guest by name, ready to add to a runtime.
+type Load<'a> = dyn Fn(&str) -> Result<InstancePre<()>, membrane_host::Error> + 'a;
+
+/// A chat room on the message bus: three members with message handlers and a lurker
+/// without one, whose queues hold 4 messages each.
+fn chat_room(load: &Load<'_>) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime =
+        Runtime::new(RuntimeConfig::default().bus(BusLimits::default().max_queue_messages(4)));
+    for name in ["alice", "bob", "carol"] {
+        runtime.add(
+            name,
+            load("chat")?,
+            ModuleSpec::persistent().grants(Grants::none().bus()),
+        )?;
+    }
+    runtime.add(
+        "lurker",
+        load("chat_listener")?,
+        ModuleSpec::persistent().grants(Grants::none().bus()),
+    )?;
+
+    let reached: u32 = runtime.call("alice", "say", &"hi all")?;
+    check(reached == 3, "alice's broadcast reaches the 3 others")?;
+    let reached: u32 = runtime.call("bob", "say", &"hi alice")?;
+    check(reached == 3, "bob's broadcast reaches the 3 others")?;
+    let report = runtime.run_until_idle(100);
+    check(
+        report.idle && report.delivered == 4 && report.failures.is_empty(),
+        "both lines delivered to the 2 handlers each",
+    )?;
+    println!(
+        "   chat            -> alice and bob each broadcast a line to 3 members; run_until_idle: {} delivered, idle",
+        report.delivered
+    );
+    for (member, expected) in [
+        ("alice", &["bob: hi alice"][..]),
+        ("bob", &["alice: hi all"]),
+        ("carol", &["alice: hi all", "bob: hi alice"]),
+    ] {
+        let history: Vec<String> = runtime.call(member, "history", &())?;
+        check(history == expected, "each member's history")?;
+        println!("   {member:<15} -> {history:?}");
+    }
+    let lines: Vec<String> = runtime.call("lurker", "drain", &"chat")?;
+    check(
+        lines == ["alice: hi all", "bob: hi alice"],
+        "the lurker's queue",
+    )?;
+    println!("   lurker drains   -> {lines:?}");
+
+    // The lurker never drains on its own: its queue fills, and the sender is told.
+    let (sent, code): (u32, u32) = runtime.call("alice", "flood", &10u32)?;
+    check(
+        (sent, ErrorCode(code)) == (4, ErrorCode::QUEUE_FULL),
+        "the flood stops at the queues' 4 messages",
+    )?;
+    println!(
+        "   slow consumer   -> alice floods 10 lines into queues of 4: {sent} sent, then {}",
+        ErrorCode(code)
+    );
+    let report = runtime.run_until_idle(100);
+    check(report.delivered == 8, "bob and carol took their 4 each")?;
+    let e = runtime
+        .call::<_, u32>("alice", "say", &"anyone?")
+        .unwrap_err();
+    let (code, message) = guest_error(e)?;
+    check(
+        code == ErrorCode::QUEUE_FULL && message.contains("lurker"),
+        "a broadcast is refused while one queue is full",
+    )?;
+    println!(
+        "   all or nothing  -> bob and carol caught up, the lurker did not: code {code} {message}"
+    );
+    let lines: Vec<String> = runtime.call("lurker", "drain", &"chat")?;
+    let expected: Vec<String> = (0..4).map(|i| format!("alice: flood {i}")).collect();
+    check(lines == expected, "nothing dropped, in order")?;
+    let reached: u32 = runtime.call("alice", "say", &"anyone?")?;
+    check(reached == 3, "room again")?;
+    println!(
+        "   lurker drains   -> {} lines, in order, none dropped; the broadcast now reaches {reached}",
+        lines.len()
+    );
+
+    // The host is on the bus too: it pings bob, whose handler answers into the host's queue.
+    runtime.send("bob", "ping", b"42")?;
+    check(runtime.run_until_idle(100).idle, "the ping answered")?;
+    let pong = runtime.recv("pong").ok_or("no pong")?;
+    check(
+        pong.from.as_deref() == Some("bob") && pong.payload == b"42",
+        "bob's pong",
+    )?;
+    println!(
+        "   host ping bob   -> pong from {} with {:?}",
+        pong.from.as_deref().unwrap_or("the host"),
+        String::from_utf8_lossy(&pong.payload)
+    );
+
+    // Two members that answer each other forever cannot hang the host.
+    runtime.call::<_, ()>("alice", "rally", &"bob")?;
+    let report = runtime.run_until_idle(50);
+    check(
+        !report.idle && report.delivered == 50,
+        "the rally stops at the step budget",
+    )?;
+    println!(
+        "   endless rally   -> run_until_idle(50): {} delivered, idle: {}",
+        report.delivered, report.idle
+    );
+    Ok(())
+}
+
+/// A counter whose count is in a redb file: it outlives the runtime and the store.
+fn counter_across_restarts(load: &Load<'_>) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = TempDir::new()?;
+    let path = dir.0.join("counter.redb");
+    let open = |path: &std::path::Path| -> Result<Runtime, Box<dyn std::error::Error>> {
+        let config = RuntimeConfig::default().kv(KvLimits::default().max_value_len(1 << 10));
+        let runtime = Runtime::with_services(config, Services::new().kv(RedbKv::open(path)?));
+        runtime.add(
+            "counter",
+            load("counter")?,
+            ModuleSpec::persistent().grants(Grants::none().kv("counter")),
+        )?;
+        Ok(runtime)
+    };
+
+    let runtime = open(&path)?;
+    runtime.call::<_, u64>("counter", "increment", &1u64)?;
+    let count: u64 = runtime.call("counter", "increment", &1u64)?;
+    check(count == 2, "two increments")?;
+    drop(runtime); // and the store with it
+    let runtime = open(&path)?;
+    let reopened: u64 = runtime.call("counter", "get", &())?;
+    check(reopened == 2, "the count survived the restart")?;
+    let count: u64 = runtime.call("counter", "increment", &1u64)?;
+    check(count == 3, "and goes on")?;
+    println!(
+        "   counter (kv)    -> 2 after two increments; restarted on the same file: {reopened}, then {count}"
+    );
+
+    let e = runtime
+        .call::<_, ()>("counter", "put", &(b"big".to_vec(), vec![0u8; 4 << 10]))
+        .unwrap_err();
+    let (code, message) = guest_error(e)?;
+    check(code == ErrorCode::QUOTA_EXCEEDED, "a value past the quota")?;
+    println!("   4 KiB value     -> code {code} {message}");
+
+    let e = runtime
+        .add("counter2", load("counter")?, ModuleSpec::persistent())
+        .unwrap_err();
+    check(
+        matches!(e.kind(), ErrorKind::NotGranted { grant: "kv", .. }),
+        "a module granted nothing is refused",
+    )?;
+    println!("   no grants       -> {e}");
+    Ok(())
+}
+
+/// Logs, effects and assertions, captured by the test doubles.
+fn notes(load: &Load<'_>) -> Result<(), Box<dyn std::error::Error>> {
+    let log = CapturingLog::new();
+    let effects = RecordingEffects::new().refuse("forbidden");
+    let runtime = Runtime::with_services(
+        RuntimeConfig::default(),
+        Services::new().log(log.clone()).effects(effects.clone()),
+    );
+    runtime.add(
+        "notes",
+        load("notes")?,
+        ModuleSpec::persistent().grants(Grants::none().log().clock().random().effects().debug()),
+    )?;
+
+    runtime.call::<_, u64>("notes", "note", &"buy milk")?;
+    let lines = log.lines();
+    let recorded = effects.recorded();
+    check(
+        lines.len() == 1
+            && lines[0].level == LogLevel::Info
+            && lines[0].message == "note: buy milk",
+        "the note logged",
+    )?;
+    check(
+        recorded.len() == 1
+            && recorded[0].kind == "note.saved"
+            && recorded[0].payload == b"buy milk",
+        "the effect recorded",
+    )?;
+    println!(
+        "   notes           -> logged {:?} at {:?}; effect {} recorded ({} bytes)",
+        lines[0].message,
+        lines[0].level,
+        recorded[0].kind,
+        recorded[0].payload.len()
+    );
+
+    let e = runtime
+        .call::<_, ()>("notes", "emit", &("forbidden", vec![1u8]))
+        .unwrap_err();
+    let (code, message) = guest_error(e)?;
+    check(
+        code == ErrorCode::DENIED && effects.recorded().len() == 1,
+        "a refused effect",
+    )?;
+    println!("   refused effect  -> code {code} {message}");
+
+    let e = runtime
+        .call::<_, i64>("notes", "check", &-5i64)
+        .unwrap_err();
+    let (code, message) = guest_error(e)?;
+    let last = log.lines().pop().ok_or("no log line")?;
+    check(
+        code == ErrorCode::ASSERTION_FAILED
+            && message.ends_with("value -5 is negative")
+            && last.source == LogSource::Assertion,
+        "a failed ensure!",
+    )?;
+    println!(
+        "   ensure! fails   -> code {code} {message} (and logged as {:?})",
+        last.source
+    );
     Ok(())
 }
