@@ -277,34 +277,56 @@ impl<T: Send + 'static> HostFunctions<T> {
         crate::runtime_imports::link(linker)?;
         crate::runtime_imports::link_services(linker)?;
         for (name, f) in self.table.iter() {
-            let name: Arc<str> = Arc::from(name);
             let f = f.clone();
-            linker
-                .func_wrap(
-                    HOST_MODULE,
-                    &name.clone(),
-                    move |mut caller: Caller<'_, StoreData<T>>,
-                          ptr: u32,
-                          len: u32,
-                          resp_ptr: u32,
-                          resp_cap: u32| {
-                        let buf = ResponseBuffer {
-                            ptr: resp_ptr,
-                            cap: resp_cap,
-                        };
-                        serve_import(&mut caller, HOST_MODULE, &name, |caller| match &f {
-                            Registered::Typed(f) => f(caller, &name, ptr, len, buf),
-                            Registered::Bytes(f) => call_bytes_host_fn(caller, &**f, ptr, len, buf),
-                            Registered::Raw(f) => {
-                                call_raw_host_fn(caller, &name, &**f, ptr, len, buf)
-                            }
-                        })
-                    },
-                )
-                .map_err(host)?;
+            link_import(
+                linker,
+                HOST_MODULE,
+                name,
+                move |caller, name, ptr, len, buf| match &f {
+                    Registered::Typed(f) => f(caller, name, ptr, len, buf),
+                    Registered::Bytes(f) => call_bytes_host_fn(caller, &**f, ptr, len, buf),
+                    Registered::Raw(f) => call_raw_host_fn(caller, name, &**f, ptr, len, buf),
+                },
+            )?;
         }
         Ok(())
     }
+}
+
+/// Links the import `module::name` with the host-function type (`docs/abi.md` §4): a
+/// host function, a runtime import or a service. Each call is served by `serve` (with
+/// the import's name, the request region and the response buffer) inside
+/// [`serve_import`].
+pub(crate) fn link_import<T: Send + 'static>(
+    linker: &mut Linker<StoreData<T>>,
+    module: &'static str,
+    name: &str,
+    serve: impl Fn(&mut Caller<'_, StoreData<T>>, &str, u32, u32, ResponseBuffer) -> Result<u64>
+    + Send
+    + Sync
+    + 'static,
+) -> Result<()> {
+    let owned: Arc<str> = Arc::from(name);
+    linker
+        .func_wrap(
+            module,
+            name,
+            move |mut caller: Caller<'_, StoreData<T>>,
+                  ptr: u32,
+                  len: u32,
+                  resp_ptr: u32,
+                  resp_cap: u32| {
+                let buf = ResponseBuffer {
+                    ptr: resp_ptr,
+                    cap: resp_cap,
+                };
+                serve_import(&mut caller, module, &owned, |caller| {
+                    serve(caller, &owned, ptr, len, buf)
+                })
+            },
+        )
+        .map_err(|e| Error::host(format_args!("cannot link: {e:#}")))?;
+    Ok(())
 }
 
 /// Runs `serve` for a call of the import `module::name` with the host-function type

@@ -12,7 +12,7 @@ use membrane_types::{
 use wasmtime::{Caller, Linker};
 
 use crate::host_fn::{
-    ResponseBuffer, read_request, respond_bytes, serve_import, write_error, write_value,
+    ResponseBuffer, link_import, read_request, respond_bytes, write_error, write_value,
 };
 use crate::store::StoreData;
 use membrane_runtime::imports::RUNTIME_IMPORTS;
@@ -37,26 +37,13 @@ pub(crate) fn link<T: Send + 'static>(linker: &mut Linker<StoreData<T>>) -> Resu
                 )));
             }
         };
-        linker
-            .func_wrap(
-                RUNTIME_MODULE,
-                name,
-                move |mut caller: Caller<'_, StoreData<T>>,
-                      ptr: u32,
-                      len: u32,
-                      resp_ptr: u32,
-                      resp_cap: u32| {
-                    let buf = ResponseBuffer {
-                        ptr: resp_ptr,
-                        cap: resp_cap,
-                    };
-                    // A callable's panic is caught earlier, as the guest's error.
-                    serve_import(&mut caller, RUNTIME_MODULE, name, |caller| {
-                        serve(caller, ptr, len, buf)
-                    })
-                },
-            )
-            .map_err(|e| Error::host(format_args!("cannot link: {e:#}")))?;
+        // A callable's panic is caught earlier, as the guest's error.
+        link_import(
+            linker,
+            RUNTIME_MODULE,
+            name,
+            move |caller, _, ptr, len, buf| serve(caller, ptr, len, buf),
+        )?;
     }
     Ok(())
 }
@@ -66,25 +53,12 @@ pub(crate) fn link<T: Send + 'static>(linker: &mut Linker<StoreData<T>>) -> Resu
 /// `NOT_IN_RUNTIME`).
 pub(crate) fn link_services<T: Send + 'static>(linker: &mut Linker<StoreData<T>>) -> Result<()> {
     for import in ServiceImport::ALL {
-        linker
-            .func_wrap(
-                SERVICES_MODULE,
-                import.name(),
-                move |mut caller: Caller<'_, StoreData<T>>,
-                      ptr: u32,
-                      len: u32,
-                      resp_ptr: u32,
-                      resp_cap: u32| {
-                    let buf = ResponseBuffer {
-                        ptr: resp_ptr,
-                        cap: resp_cap,
-                    };
-                    serve_import(&mut caller, SERVICES_MODULE, import.name(), |caller| {
-                        serve_service(caller, import, ptr, len, buf)
-                    })
-                },
-            )
-            .map_err(|e| Error::host(format_args!("cannot link: {e:#}")))?;
+        link_import(
+            linker,
+            SERVICES_MODULE,
+            import.name(),
+            move |caller, _, ptr, len, buf| serve_service(caller, import, ptr, len, buf),
+        )?;
     }
     Ok(())
 }
