@@ -102,27 +102,9 @@ where
     I: Serialize + ?Sized,
     O: DeserializeOwned,
 {
-    #[cfg(target_arch = "wasm32")]
-    {
-        exchange(
-            name,
-            import,
-            |nested| {
-                if nested {
-                    let request = crate::export::encode_value(input, Flags::EXPECTS_RESPONSE)?;
-                    Ok((request.as_ptr() as u32, request.len() as u32))
-                } else {
-                    encode_request(input)
-                }
-            },
-            |payload| membrane_codec::from_payload(payload).map_err(|e| response_error(name, &e)),
-        )
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (import, input);
-        Err(not_in_a_host(name))
-    }
+    call_host_with(name, import, input, |payload| {
+        membrane_codec::from_payload(payload).map_err(|e| response_error(name, &e))
+    })?
 }
 
 /// Sends `input` (postcard) to a host function through `import` and hands `read` the
@@ -349,13 +331,12 @@ fn not_in_a_host(name: &str) -> Error {
     )
 }
 
-/// The error for a response envelope that does not decode.
-#[cfg(target_arch = "wasm32")]
+/// The error for a response envelope or payload that does not decode.
 #[cold]
 #[inline(never)]
-fn response_error(name: &str, e: &membrane_codec::DecodeError) -> Error {
+pub(crate) fn response_error(name: &str, e: &membrane_codec::DecodeError) -> Error {
     Error::new(
-        ErrorCode::HOST_FUNCTION_FAILED,
+        membrane_codec::ErrorCode::HOST_FUNCTION_FAILED,
         alloc::format!("host function {name} response: {e}"),
     )
 }

@@ -13,7 +13,7 @@
 use serde::Deserialize;
 
 use crate::error::Error;
-use membrane_types::ErrorCode;
+use crate::host::response_error;
 
 /// Declares the imports of `membrane_services` named in the list (each with the
 /// host-function signature) and a safe function of the same name calling each.
@@ -85,19 +85,10 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(name: &str, payload: &'a [u8]) -> R
     membrane_codec::from_payload(payload).map_err(|e| response_error(name, &e))
 }
 
-/// The error for a response payload that does not decode.
-#[cold]
-#[inline(never)]
-fn response_error(name: &str, e: &membrane_codec::DecodeError) -> Error {
-    Error::new(
-        ErrorCode::HOST_FUNCTION_FAILED,
-        alloc::format!("host function {name} response: {e}"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use membrane_types::ErrorCode;
 
     #[test]
     fn declares_every_service_import() {

@@ -95,4 +95,3 @@ pub fn mark(label: String) -> Result<(), Error> {
 fn stop() -> Result<(), Error> {
     log::info("notes stopped")
 }
-
