@@ -155,3 +155,75 @@ impl LogLimits {
         max_bytes_per_call => max_bytes_per_call: usize;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A writer into a shared buffer, for the `fmt` subscriber.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The default sink makes each line a `tracing` event of target `membrane::guest`
+    /// at the line's level, with the module, the request and the source.
+    #[test]
+    fn tracing_log_emits_one_event_per_line_at_its_level() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .without_time()
+            .finish();
+        let levels = [
+            LogLevel::Trace,
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warn,
+            LogLevel::Error,
+        ];
+        tracing::subscriber::with_default(subscriber, || {
+            for level in levels {
+                TracingLog.log(&LogRecord {
+                    module: "orders",
+                    request_id: 42,
+                    level,
+                    source: LogSource::Breakpoint,
+                    message: &format!("line at {level}"),
+                });
+            }
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        for (line, level) in lines.iter().zip(levels) {
+            assert!(line.contains(&level.to_string().to_uppercase()), "{line}");
+            assert!(line.contains("membrane::guest"), "{line}");
+            assert!(line.contains("orders"), "{line}");
+            assert!(line.contains("request_id=42"), "{line}");
+            assert!(line.contains("breakpoint"), "{line}");
+            assert!(line.contains(&format!("line at {level}")), "{line}");
+        }
+    }
+
+    #[test]
+    fn wire_levels_are_0_to_4() {
+        assert_eq!(LogLevel::from_wire(0), Some(LogLevel::Trace));
+        assert_eq!(LogLevel::from_wire(4), Some(LogLevel::Error));
+        assert_eq!(LogLevel::from_wire(5), None);
+    }
+}
