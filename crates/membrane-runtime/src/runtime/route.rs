@@ -71,9 +71,15 @@ impl CallContext {
 /// `membrane_services` imports (§10) with it.
 #[derive(Clone)]
 pub struct RuntimeLink {
-    module: Arc<str>,
-    grants: Arc<Grants>,
+    /// The module's name and grants, behind one `Arc`: a routed call clones the link.
+    module: Arc<LinkedModule>,
     router: Router,
+}
+
+/// What a link knows of its module.
+struct LinkedModule {
+    name: Arc<str>,
+    grants: Grants,
 }
 
 impl RuntimeLink {
@@ -81,8 +87,10 @@ impl RuntimeLink {
     /// hands the module's [`RuntimeModule::limited`](crate::RuntimeModule::limited)).
     pub fn new(module: &str, grants: Grants, runtime: &Runtime) -> RuntimeLink {
         RuntimeLink {
-            module: Arc::from(module),
-            grants: Arc::new(grants),
+            module: Arc::new(LinkedModule {
+                name: Arc::from(module),
+                grants,
+            }),
             router: Router {
                 runtime: Arc::downgrade(&runtime.inner),
             },
@@ -91,12 +99,12 @@ impl RuntimeLink {
 
     /// The name of the module in its runtime.
     pub fn module(&self) -> &Arc<str> {
-        &self.module
+        &self.module.name
     }
 
     /// The services the module may use.
     pub fn grants(&self) -> &Grants {
-        &self.grants
+        &self.module.grants
     }
 
     /// The way back to the runtime.
@@ -121,8 +129,8 @@ impl RuntimeLink {
         let inner = &*runtime.inner;
         let is_module = |name: &str| runtime.read().contains_key(name);
         let host = Host {
-            module: &self.module,
-            grants: &self.grants,
+            module: &self.module.name,
+            grants: &self.module.grants,
             request_id,
             services: &inner.services,
             bus: &inner.bus,
@@ -136,12 +144,12 @@ impl RuntimeLink {
     /// with `ErrorCode::DENIED` unless the module was granted discovery
     /// ([`Grants::discover`]).
     pub fn modules(&self) -> Result<Vec<(String, Vec<String>)>, HostError> {
-        if !self.grants.allows(Grant::Discover) {
+        if !self.module.grants.allows(Grant::Discover) {
             return Err(HostError::new(
                 ErrorCode::DENIED,
                 format!(
                     "module `{}` was not granted `discover`: it may not list the runtime's modules",
-                    self.module
+                    self.module.name
                 ),
             ));
         }
@@ -157,7 +165,8 @@ impl RuntimeLink {
 impl fmt::Debug for RuntimeLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RuntimeLink")
-            .field("module", &self.module)
+            .field("module", &self.module.name)
+            .field("grants", &self.module.grants)
             .finish_non_exhaustive()
     }
 }
