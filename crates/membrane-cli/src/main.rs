@@ -29,7 +29,7 @@ const EXIT_STATUS: &str = "\
 Exit status:
   0  success
   1  any other failure (output or cache directory not writable, engine setting refused, ...)
-  2  usage error: bad arguments or --input-hex, a module or input file that cannot be read
+  2  usage error: bad arguments, --input-hex or WAVE arguments, a module or input file that cannot be read
   3  the guest function returned an error
   4  the guest trapped (out of fuel, timeout, ...) or panicked
   5  a limit was hit (module size, memory, table, call depth, ...)
@@ -45,13 +45,20 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Call a function of a module with raw input bytes; print its output.
+    /// Call a function of a module with raw input bytes and print its output; or a
+    /// function of a component with arguments written in WAVE and print its result in
+    /// WAVE (`membrane call comp.wasm add '1, 2'` prints `3`).
     #[command(after_help = EXIT_STATUS)]
     Call {
-        /// The module.
+        /// The module or component.
         module: PathBuf,
-        /// The function to call.
+        /// The function to call (`interface#function` for one inside an exported
+        /// interface of a component).
         function: String,
+        /// A component's arguments in WAVE, comma-separated (`1, "two", [3]`; a negative
+        /// number first may be given as is: `-21`).
+        #[arg(allow_hyphen_values = true)]
+        args: Option<String>,
         /// Read the input payload from this file (`-` for standard input).
         #[arg(long, conflicts_with = "input_hex")]
         input: Option<PathBuf>,
@@ -65,7 +72,8 @@ enum Command {
         #[command(flatten)]
         limits: Limits,
     },
-    /// Show a module's exports, imports, ABI version, size and hash.
+    /// Show a module's exports, imports, ABI version, size and hash; or a component's
+    /// functions with their WIT signatures, and its imports.
     #[command(after_help = EXIT_STATUS)]
     Inspect {
         /// The module.
@@ -152,6 +160,7 @@ fn exit_code(failure: &Failure) -> u8 {
             | ErrorKind::InvalidModule { .. }
             | ErrorKind::MissingImports { .. }
             | ErrorKind::UnknownFunction { .. } => 6,
+            ErrorKind::InvalidArguments { .. } => 2,
             _ => 1,
         },
     }
@@ -179,17 +188,37 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Call {
             module,
             function,
+            args,
             input,
             input_hex,
             raw,
             limits,
         } => {
+            let wasm = read_module(&module, &limits)?;
+            if is_component(&wasm) {
+                if input.is_some() || input_hex.is_some() || raw {
+                    return Err(Failure::Usage(
+                        "a component takes WAVE arguments, not --input, --input-hex or --raw"
+                            .into(),
+                    ));
+                }
+                let engine = limits.engine()?;
+                let mut instance = engine.load_component(&wasm)?.instantiate()?;
+                let args = args.unwrap_or_default();
+                let result = instance.call_wave(&format!("{function}({args})"))?;
+                return write_output(format!("{result}\n").as_bytes());
+            }
+            if args.is_some() {
+                return Err(Failure::Usage(
+                    "WAVE arguments are for components; give a module's input with --input or --input-hex"
+                        .into(),
+                ));
+            }
             let input = match (input, input_hex) {
                 (Some(path), _) => read_input(&path)?,
                 (None, Some(hex)) => parse_hex(&hex)?,
                 (None, None) => Vec::new(),
             };
-            let wasm = read_module(&module, &limits)?;
             let engine = limits.engine()?;
             let module = engine.load(&wasm)?;
             let mut instance = module
@@ -208,6 +237,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let wasm = read_module(&path, &limits)?;
             let engine = limits.engine()?;
+            if is_component(&wasm) {
+                let component = engine.load_component(&wasm)?;
+                let mut report = format!(
+                    "component:   {}\nsize:        {} bytes\nblake3:      {}\nfunctions:\n",
+                    path.display(),
+                    wasm.len(),
+                    blake3::hash(&wasm).to_hex(),
+                );
+                for function in component.functions() {
+                    report += &format!("  {function}\n");
+                }
+                report += "imports:\n";
+                for import in component.imports() {
+                    report += &format!("  {import}\n");
+                }
+                return write_output(report.as_bytes());
+            }
             let module = engine.load(&wasm)?;
             let mut functions: Vec<&str> = module.functions().collect();
             functions.sort_unstable();
@@ -247,6 +293,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
 /// Writes the command's output to standard output and flushes it, so that a failure to
 /// write (a full disk, a closed pipe) is reported, exit status 1, instead of making
 /// `println!` panic or going unnoticed at exit.
+/// Whether `wasm` is a component (its preamble's layer field is 1) rather than a core
+/// module.
+fn is_component(wasm: &[u8]) -> bool {
+    wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[6..8] == [1, 0]
+}
+
 fn write_output(bytes: &[u8]) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     stdout

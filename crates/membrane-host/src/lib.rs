@@ -47,6 +47,7 @@
 //! |---------|---------|--------------|
 //! | *(always)* |    | the wasmtime executor (`membrane-wasmtime`), built with Cranelift, the pooling allocator and parallel compilation only |
 //! | `redb` | yes | [`kv::RedbKv`], the on-disk key-value store of the runtime's services (redb) |
+//! | `component` | yes | [`component`]: WebAssembly components loaded, described and called with values or WAVE text (wasmtime's component model) |
 
 #![forbid(unsafe_code)]
 
@@ -62,6 +63,9 @@ pub use membrane_runtime::{
     RuntimeModule, ScanPage, Services, SystemClock, TracingLog, TrapKind, testing,
 };
 pub use membrane_types::ErrorCode;
+/// WebAssembly components (`docs/components.md`).
+#[cfg(feature = "component")]
+pub use membrane_wasmtime::component;
 pub use membrane_wasmtime::{
     CacheStats, CancelHandle, Engine, EngineConfig, HostContext, HostFunctions, Instance,
     InstancePre, Module, WithState,
@@ -73,4 +77,5 @@ pub use membrane_wasmtime::{
 #[doc = include_str!("../../../docs/host-guide.md")]
 #[doc = include_str!("../../../docs/guest-guide.md")]
 #[doc = include_str!("../../../docs/runtime.md")]
+#[cfg_attr(feature = "component", doc = include_str!("../../../docs/components.md"))]
 pub struct DocsDoctests;

@@ -184,6 +184,15 @@ pub enum ErrorKind {
         /// The grant it needs ([`Grant::name`](crate::Grant::name)).
         grant: &'static str,
     },
+    /// The arguments of a dynamic call (a component's function called with values or
+    /// WAVE text) do not fit its parameters: their number, or a parameter's type.
+    #[error("invalid arguments for `{function}`: {reason}")]
+    InvalidArguments {
+        /// The function called.
+        function: String,
+        /// What does not fit, naming the parameter.
+        reason: String,
+    },
     /// The message bus refused a message of the host (a full queue, an unknown or
     /// mailbox-less receiver, a message too large, a bad channel name).
     #[error("{0}")]

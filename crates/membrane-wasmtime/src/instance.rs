@@ -77,7 +77,7 @@ impl CallLimits {
     }
 
     /// The engine's own limits.
-    fn of(engine: &Engine) -> CallLimits {
+    pub(crate) fn of(engine: &Engine) -> CallLimits {
         let limits = &engine.config().limits;
         CallLimits::resolved(engine, limits.fuel, limits.timeout)
     }
@@ -198,30 +198,7 @@ impl<T: Send + 'static> InstancePre<T> {
         if let Err(e) = crate::native_stack::check(config.limits.max_wasm_stack) {
             return Err((e, state));
         }
-        let limits = Limiter {
-            max_memory: config.limits.max_memory,
-            max_table_elements: config.limits.max_table_elements,
-            memory_denied: false,
-            table_denied: false,
-        };
-        let mut data = StoreData::new(
-            state,
-            limits,
-            Timer::new(engine.clock().cloned(), call_limits.timeout_ticks, cancel),
-            config.limits.max_call_depth,
-            config.codec,
-        );
-        data.fuel_limit = call_limits.fuel;
-        data.link = link;
-        let mut store = Store::new(engine.wasmtime(), data);
-        store.limiter(|data| &mut data.limits);
-        store.epoch_deadline_callback(|mut ctx| {
-            Ok(if ctx.data_mut().timer.expired() {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Continue(1)
-            })
-        });
+        let mut store = new_store(engine, state, cancel, &call_limits, link);
         if let Err(e) = begin_top_level_call(&mut store) {
             return Err((e, store.into_data().state));
         }
@@ -555,4 +532,42 @@ impl<T: 'static> std::fmt::Debug for Instance<T> {
             .field("poisoned", &self.poisoned)
             .finish_non_exhaustive()
     }
+}
+
+/// A store for one instance on `engine` with `state`: memory and table limits, fuel and
+/// timeout as `call_limits` say, cancelled by `cancel`, linked to a runtime by `link`.
+/// Core instances and components alike.
+pub(crate) fn new_store<T>(
+    engine: &Engine,
+    state: T,
+    cancel: Arc<AtomicBool>,
+    call_limits: &CallLimits,
+    link: Option<RuntimeLink>,
+) -> Store<StoreData<T>> {
+    let config = engine.config();
+    let limits = Limiter {
+        max_memory: config.limits.max_memory,
+        max_table_elements: config.limits.max_table_elements,
+        memory_denied: false,
+        table_denied: false,
+    };
+    let mut data = StoreData::new(
+        state,
+        limits,
+        Timer::new(engine.clock().cloned(), call_limits.timeout_ticks, cancel),
+        config.limits.max_call_depth,
+        config.codec,
+    );
+    data.fuel_limit = call_limits.fuel;
+    data.link = link;
+    let mut store = Store::new(engine.wasmtime(), data);
+    store.limiter(|data| &mut data.limits);
+    store.epoch_deadline_callback(|mut ctx| {
+        Ok(if ctx.data_mut().timer.expired() {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
+    store
 }

@@ -42,6 +42,8 @@
 mod cache;
 mod call;
 mod clock;
+#[cfg(feature = "component")]
+pub mod component;
 mod config;
 mod engine;
 mod hook;

@@ -333,3 +333,68 @@ fn output_that_cannot_be_written_is_a_failure_of_its_own() {
     }
     let _ = std::fs::remove_dir_all(cache);
 }
+
+/// A component exporting `add(a: u32, b: u32) -> u32` and `math#double(x: s64) -> s64`,
+/// written to a file in `dir`.
+fn component_file(dir: &std::path::Path) -> PathBuf {
+    let wasm = wat::parse_str(
+        r#"(component
+  (core module $m
+    (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+    (func (export "double") (param i64) (result i64) (i64.mul (local.get 0) (i64.const 2)))
+    (func (export "spin") (loop $l (br $l))))
+  (core instance $i (instantiate $m))
+  (func (export "add") (param "a" u32) (param "b" u32) (result u32) (canon lift (core func $i "add")))
+  (func (export "spin") (canon lift (core func $i "spin")))
+  (func $double (param "x" s64) (result s64) (canon lift (core func $i "double")))
+  (instance $math (export "double" (func $double)))
+  (export "math" (instance $math)))"#,
+    )
+    .unwrap();
+    let path = dir.join("add.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    path
+}
+
+/// A component is called with WAVE arguments and prints its result in WAVE; inspect
+/// prints its functions' signatures.
+#[test]
+fn components_are_called_with_wave_and_inspected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = component_file(dir.path());
+    let file = path.to_str().unwrap();
+    let out = membrane(&["call", file, "add", "1, 2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "3\n");
+    let out = membrane(&["call", file, "math#double", "-21"]);
+    assert_eq!(text(&out.stdout), "-42\n", "{}", text(&out.stderr));
+    let out = membrane(&["inspect", file]);
+    let report = text(&out.stdout);
+    assert!(report.starts_with("component:"), "{report}");
+    assert!(
+        report.contains("  add: func(a: u32, b: u32) -> u32\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("  math#double: func(x: s64) -> s64\n"),
+        "{report}"
+    );
+
+    let args = ["call", file, "add", "1"];
+    check_failure(&args, &membrane(&args), 2, "invalid arguments for `add`");
+    let args = ["call", file, "nope", ""];
+    check_failure(&args, &membrane(&args), 6, "nope");
+    let args = ["call", file, "add", "1, 2", "--input-hex", "00"];
+    check_failure(&args, &membrane(&args), 2, "WAVE arguments");
+    // Limits as flags, as for modules.
+    let args = ["call", file, "spin", "", "--fuel", "100000"];
+    check_failure(&args, &membrane(&args), 4, "fuel");
+}
+
+/// WAVE arguments given for a core module are a usage error.
+#[test]
+fn wave_arguments_are_for_components_only() {
+    let echo = guest("echo");
+    let args = ["call", echo.to_str().unwrap(), "echo", "1"];
+    check_failure(&args, &membrane(&args), 2, "for components");
+}

@@ -1,0 +1,208 @@
+//! Components written in WAT: described, called with values and WAVE, under limits.
+
+use std::time::Duration;
+
+use super::*;
+use crate::EngineConfig;
+use membrane_runtime::{LimitKind, TrapKind};
+
+/// A component exporting `add`, `spin` (endless), `boom` (a trap), `deep` (endless
+/// recursion), `grow` (past any memory limit), `echo` (a string), and the interface
+/// `math` with `double`.
+const COMPONENT: &str = r#"(component
+  (core module $m
+    (memory (export "mem") 1)
+    (global $bump (mut i32) (i32.const 1024))
+    (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+    (func (export "double") (param i64) (result i64) (i64.mul (local.get 0) (i64.const 2)))
+    (func (export "spin") (loop $l (br $l)))
+    (func (export "boom") unreachable)
+    (func $deep (export "deep") (call $deep))
+    (func (export "grow") (result i32)
+      (if (i32.eq (memory.grow (i32.const 1000)) (i32.const -1)) (then unreachable))
+      (i32.const 0))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $at i32)
+      (local.set $at (global.get $bump))
+      (global.set $bump (i32.add (global.get $bump) (local.get 3)))
+      (local.get $at))
+    ;; echo(s: string) -> string: the result is the (ptr, len) pair at 0
+    (func (export "echo") (param i32 i32) (result i32)
+      (i32.store (i32.const 0) (local.get 0))
+      (i32.store (i32.const 4) (local.get 1))
+      (i32.const 0))
+  )
+  (core instance $i (instantiate $m))
+  (func (export "add") (param "a" u32) (param "b" u32) (result u32) (canon lift (core func $i "add")))
+  (func (export "spin") (canon lift (core func $i "spin")))
+  (func (export "boom") (canon lift (core func $i "boom")))
+  (func (export "deep") (canon lift (core func $i "deep")))
+  (func (export "grow") (result u32) (canon lift (core func $i "grow")))
+  (func (export "echo") (param "s" string) (result string)
+    (canon lift (core func $i "echo") (memory $i "mem") (realloc (func $i "realloc"))))
+  (func $double (param "x" s64) (result s64) (canon lift (core func $i "double")))
+  (instance $math (export "double" (func $double)))
+  (export "math" (instance $math))
+)"#;
+
+fn engine(config: EngineConfig) -> Engine {
+    Engine::new(config).unwrap()
+}
+
+fn component(engine: &Engine) -> Component {
+    engine
+        .load_component(&wat::parse_str(COMPONENT).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn describes_every_function_with_its_parameters_including_interfaces() {
+    let engine = engine(EngineConfig::default());
+    let component = component(&engine);
+    let signatures: Vec<String> = component
+        .functions()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        signatures,
+        [
+            "add: func(a: u32, b: u32) -> u32",
+            "boom: func()",
+            "deep: func()",
+            "echo: func(s: string) -> string",
+            "grow: func() -> u32",
+            "math#double: func(x: s64) -> s64",
+            "spin: func()",
+        ]
+    );
+    assert!(component.imports().is_empty());
+}
+
+#[test]
+fn calls_with_values_and_with_wave() {
+    let engine = engine(EngineConfig::default());
+    let mut instance = component(&engine).instantiate().unwrap();
+    assert_eq!(
+        instance.call("add", &[Val::U32(2), Val::U32(3)]).unwrap(),
+        [Val::U32(5)]
+    );
+    assert_eq!(instance.call_wave("add(40, 2)").unwrap(), "42");
+    assert_eq!(instance.call_wave("math#double(-21)").unwrap(), "-42");
+    assert_eq!(
+        instance.call_wave(r#"echo("héllo, \"wave\"")"#).unwrap(),
+        r#""héllo, \"wave\"""#
+    );
+    assert_eq!(instance.call_wave("grow()").unwrap(), "0");
+}
+
+#[test]
+fn bad_arguments_name_the_parameter_and_run_nothing() {
+    let engine = engine(EngineConfig::default());
+    let mut instance = component(&engine).instantiate().unwrap();
+    let reason = |e: Error| match e.kind() {
+        ErrorKind::InvalidArguments { function, reason } => format!("{function}: {reason}"),
+        other => panic!("{other:?}"),
+    };
+    let e = instance.call("add", &[Val::U32(1)]).unwrap_err();
+    assert_eq!(reason(e), "add: expected 2 argument(s), got 1");
+    let e = instance
+        .call("add", &[Val::U32(1), Val::String("x".into())])
+        .unwrap_err();
+    assert_eq!(reason(e), r#"add: parameter `b` has type u32, got "x""#);
+    let e = instance.call_wave("add(1, \"x\")").unwrap_err();
+    assert!(reason(e).starts_with("add: "));
+    let e = instance.call_wave("add(1").unwrap_err();
+    assert!(reason(e).contains("not a WAVE function call"));
+    let e = instance.call_wave("nope(1)").unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::UnknownFunction { name } if name == "nope"));
+    let e = instance.call("math#nope", &[]).unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::UnknownFunction { .. }));
+    assert!(!instance.is_poisoned());
+    assert_eq!(instance.call_wave("add(1, 1)").unwrap(), "2");
+}
+
+#[test]
+fn traps_and_limits_map_to_their_kinds_and_poison() {
+    let engine = engine(EngineConfig::default().fuel(Some(1_000_000)));
+    let mut instance = component(&engine).instantiate().unwrap();
+    let e = instance.call("spin", &[]).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Trap(TrapKind::OutOfFuel)),
+        "{e}"
+    );
+    assert!(instance.is_poisoned());
+    let e = instance
+        .call("add", &[Val::U32(1), Val::U32(1)])
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Poisoned { .. }), "{e}");
+
+    let mut instance = component(&engine).instantiate().unwrap();
+    let e = instance.call("boom", &[]).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Trap(TrapKind::Unreachable)),
+        "{e}"
+    );
+
+    // 1000 pages are past a 16 MiB memory limit: refused, then `unreachable`.
+    let engine = crate::Engine::new(EngineConfig::default().max_memory(16 << 20)).unwrap();
+    let mut instance = component(&engine).instantiate().unwrap();
+    let e = instance.call("grow", &[]).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Limit(LimitKind::Memory { .. })),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_timeout_stops_an_endless_call() {
+    let timeout = Duration::from_millis(50);
+    let engine = engine(EngineConfig::default().fuel(None).timeout(Some(timeout)));
+    let mut instance = component(&engine).instantiate().unwrap();
+    let started = std::time::Instant::now();
+    let e = instance.call("spin", &[]).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Trap(TrapKind::Timeout)),
+        "{e}"
+    );
+    assert!(started.elapsed() < timeout * 100, "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_cancel_handle_stops_a_call_from_another_thread() {
+    let engine = engine(EngineConfig::default().fuel(None).timeout(None));
+    let mut instance = component(&engine).instantiate().unwrap();
+    let cancel = instance.cancel_handle();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        cancel.cancel();
+    });
+    let e = instance.call("spin", &[]).unwrap_err();
+    canceller.join().unwrap();
+    assert!(
+        matches!(e.kind(), ErrorKind::Trap(TrapKind::Cancelled)),
+        "{e}"
+    );
+    assert!(instance.is_poisoned());
+}
+
+#[test]
+fn imports_and_non_components_are_refused_clearly() {
+    let engine = engine(EngineConfig::default());
+    let wasm = wat::parse_str(
+        r#"(component
+  (import "host-log" (func $log (param "msg" string)))
+)"#,
+    )
+    .unwrap();
+    let component = engine.load_component(&wasm).unwrap();
+    assert_eq!(component.imports(), ["host-log"]);
+    let e = component.instantiate().unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::MissingImports { imports } if imports == &["host-log"]),
+        "{e}"
+    );
+    let core = wat::parse_str("(module)").unwrap();
+    let e = engine.load_component(&core).unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::InvalidModule { .. }), "{e}");
+}
