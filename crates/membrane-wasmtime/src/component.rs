@@ -369,14 +369,74 @@ impl ComponentInstance {
         self.store.data_mut().timer.end();
         match called {
             Ok(()) => Ok(results),
-            Err(e) => {
-                let e = classify(self.store.data_mut(), e);
-                if e.poisons() {
-                    self.poisoned = Some(e.to_string());
-                }
-                Err(e)
-            }
+            Err(e) => Err(self.failed(e)),
         }
+    }
+
+    /// Calls the exported function `name` with typed parameters and results, as
+    /// wasmtime's `TypedFunc` does (`(u32, &str)`, `(Vec<u8>,)`, or types that
+    /// `wasmtime::component::bindgen!` generated from the component's WIT), under the
+    /// same limits as [`Self::call`]. Types that do not match the function's fail with
+    /// [`ErrorKind::InvalidArguments`] before any guest code runs.
+    ///
+    /// ```
+    /// use membrane_wasmtime::{Engine, EngineConfig};
+    ///
+    /// // Types generated from the WIT the component was built from.
+    /// wasmtime::component::bindgen!({
+    ///     inline: "package demo:geo; world geo { record point { x: s32, y: s32 } export flip: func(p: point) -> point; }",
+    /// });
+    ///
+    /// let engine = Engine::new(EngineConfig::default())?;
+    /// let wasm = wat::parse_str(r#"(component
+    ///   (core module $m
+    ///     (memory (export "mem") 1)
+    ///     (func (export "flip") (param i32 i32) (result i32)
+    ///       (i32.store (i32.const 0) (local.get 1))
+    ///       (i32.store (i32.const 4) (local.get 0))
+    ///       (i32.const 0)))
+    ///   (core instance $i (instantiate $m))
+    ///   (type $point (record (field "x" s32) (field "y" s32)))
+    ///   (export $p "point" (type $point))
+    ///   (func (export "flip") (param "p" $p) (result $p)
+    ///     (canon lift (core func $i "flip") (memory $i "mem"))))"#)?;
+    /// let mut instance = engine.load_component(&wasm)?.instantiate()?;
+    /// let (flipped,): (Point,) = instance.call_typed("flip", (Point { x: 1, y: 2 },))?;
+    /// assert_eq!((flipped.x, flipped.y), (2, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call_typed<Params, Results>(&mut self, name: &str, params: Params) -> Result<Results>
+    where
+        Params: wc::ComponentNamedList + wc::Lower,
+        Results: wc::ComponentNamedList + wc::Lift,
+    {
+        if let Some(reason) = &self.poisoned {
+            return Err(ErrorKind::Poisoned {
+                reason: reason.clone(),
+            }
+            .into());
+        }
+        let func = self.func(name)?;
+        let typed = func.typed::<Params, Results>(&self.store).map_err(|e| {
+            Error::from(ErrorKind::InvalidArguments {
+                function: name.to_string(),
+                reason: format!("{e:#}"),
+            })
+        })?;
+        crate::native_stack::check(self.component.engine.config().limits.max_wasm_stack)?;
+        begin_top_level_call(&mut self.store)?;
+        let called = typed.call(&mut self.store, params);
+        self.store.data_mut().timer.end();
+        called.map_err(|e| self.failed(e))
+    }
+
+    /// The error of a call that failed with `e`, poisoning the instance if it must.
+    fn failed(&mut self, e: wasmtime::Error) -> Error {
+        let e = classify(self.store.data_mut(), e);
+        if e.poisons() {
+            self.poisoned = Some(e.to_string());
+        }
+        e
     }
 
     /// Calls a function written as a WAVE call, `name(arg, ...)` (for example

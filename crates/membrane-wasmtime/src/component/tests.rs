@@ -97,6 +97,32 @@ fn calls_with_values_and_with_wave() {
 }
 
 #[test]
+fn typed_calls_check_their_types_and_run_under_the_limits() {
+    let engine = engine(EngineConfig::default().fuel(Some(1_000_000)));
+    let mut instance = component(&engine).instantiate().unwrap();
+    let (sum,): (u32,) = instance.call_typed("add", (20u32, 22u32)).unwrap();
+    assert_eq!(sum, 42);
+    let (text,): (String,) = instance.call_typed("echo", ("ünïcode",)).unwrap();
+    assert_eq!(text, "ünïcode");
+    let (twice,): (i64,) = instance.call_typed("math#double", (-4i64,)).unwrap();
+    assert_eq!(twice, -8);
+    let e = instance
+        .call_typed::<(u64, u64), (u32,)>("add", (1, 2))
+        .unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::InvalidArguments { .. }),
+        "{e}"
+    );
+    assert!(!instance.is_poisoned());
+    let e = instance.call_typed::<(), ()>("spin", ()).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Trap(TrapKind::OutOfFuel)),
+        "{e}"
+    );
+    assert!(instance.is_poisoned());
+}
+
+#[test]
 fn bad_arguments_name_the_parameter_and_run_nothing() {
     let engine = engine(EngineConfig::default());
     let mut instance = component(&engine).instantiate().unwrap();
