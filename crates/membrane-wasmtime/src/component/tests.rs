@@ -232,3 +232,41 @@ fn imports_and_non_components_are_refused_clearly() {
     let e = engine.load_component(&core).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::InvalidModule { .. }), "{e}");
 }
+
+/// Hostile components: a list result whose length runs past memory, a post-return
+/// function that traps. Each fails with an error, never a crash, and poisons.
+#[test]
+fn hostile_results_and_post_returns_fail_cleanly() {
+    let engine = engine(EngineConfig::default());
+    let wasm = wat::parse_str(
+        r#"(component
+  (core module $m
+    (memory (export "mem") 1)
+    (func (export "huge") (result i32)
+      (i32.store (i32.const 0) (i32.const 16))
+      (i32.store (i32.const 4) (i32.const 0x7fffffff))
+      (i32.const 0))
+    (func (export "value") (result i32) (i32.const 7))
+    (func (export "post") (param i32) unreachable))
+  (core instance $i (instantiate $m))
+  (func (export "huge") (result (list u8)) (canon lift (core func $i "huge") (memory $i "mem")))
+  (func (export "value") (result u32)
+    (canon lift (core func $i "value") (post-return (func $i "post")))))"#,
+    )
+    .unwrap();
+    let component = engine.load_component(&wasm).unwrap();
+    let mut instance = component.instantiate().unwrap();
+    let e = instance.call("huge", &[]).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Host { message } if message.contains("out of bounds")),
+        "{e:?}"
+    );
+    assert!(instance.is_poisoned());
+    let mut instance = component.instantiate().unwrap();
+    let e = instance.call("value", &[]).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Trap(TrapKind::Unreachable)),
+        "{e:?}"
+    );
+    assert!(instance.is_poisoned());
+}
