@@ -73,7 +73,7 @@ enum Command {
         limits: Limits,
     },
     /// Show a module's exports, imports, ABI version, size and hash; or a component's
-    /// functions with their WIT signatures, and its imports.
+    /// size and hash, and its imports and exports as a WIT world.
     #[command(after_help = EXIT_STATUS)]
     Inspect {
         /// The module.
@@ -239,19 +239,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let engine = limits.engine()?;
             if is_component(&wasm) {
                 let component = engine.load_component(&wasm)?;
-                let mut report = format!(
-                    "component:   {}\nsize:        {} bytes\nblake3:      {}\nfunctions:\n",
+                let report = format!(
+                    "component:   {}\nsize:        {} bytes\nblake3:      {}\n{}",
                     path.display(),
                     wasm.len(),
                     blake3::hash(&wasm).to_hex(),
+                    component.wit(),
                 );
-                for function in component.functions() {
-                    report += &format!("  {function}\n");
-                }
-                report += "imports:\n";
-                for import in component.imports() {
-                    report += &format!("  {import}\n");
-                }
                 return write_output(report.as_bytes());
             }
             let module = engine.load(&wasm)?;

@@ -231,6 +231,64 @@ impl Component {
         out
     }
 
+    /// The component's imports and exports as a WIT world, each sorted by name:
+    /// functions with their signatures, interfaces inline (`export math: interface {
+    /// ... }`). Named types
+    /// are written out by their structure (the component's type keeps no names for
+    /// them), so a world with records or variants is WIT-like rather than parseable
+    /// WIT.
+    ///
+    /// ```text
+    /// world component {
+    ///   import log: func(msg: string);
+    ///   export add: func(a: u32, b: u32) -> u32;
+    ///   export math: interface {
+    ///     double: func(x: s64) -> s64;
+    ///   }
+    /// }
+    /// ```
+    pub fn wit(&self) -> String {
+        let engine = self.engine.wasmtime();
+        let ty = self.inner.component_type();
+        let mut out = String::from("world component {\n");
+        let mut item = |direction: &str, name: &str, item: &ComponentItem| match item {
+            ComponentItem::ComponentFunc(func) => {
+                out += &format!("  {direction} {};\n", function(name.to_string(), func));
+            }
+            ComponentItem::ComponentInstance(instance) => {
+                out += &format!("  {direction} {name}: interface {{\n");
+                let mut functions: Vec<ComponentFunction> = instance
+                    .exports(engine)
+                    .filter_map(|(inner, item)| match item.ty {
+                        ComponentItem::ComponentFunc(func) => {
+                            Some(function(inner.to_string(), &func))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                functions.sort_by(|a, b| a.name.cmp(&b.name));
+                for f in functions {
+                    out += &format!("    {f};\n");
+                }
+                out += "  }\n";
+            }
+            ComponentItem::Type(_) => {}
+            other => out += &format!("  {direction} {name}: {};\n", kind_of(other)),
+        };
+        let mut imports: Vec<_> = ty.imports(engine).map(|(n, i)| (n, i.ty)).collect();
+        let mut exports: Vec<_> = ty.exports(engine).map(|(n, e)| (n, e.ty)).collect();
+        imports.sort_by(|a, b| a.0.cmp(b.0));
+        exports.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, import) in &imports {
+            item("import", name, import);
+        }
+        for (name, export) in &exports {
+            item("export", name, export);
+        }
+        out += "}\n";
+        out
+    }
+
     /// The names of the component's imports (functions, interfaces), in order.
     pub fn imports(&self) -> Vec<String> {
         let engine = self.engine.wasmtime();
@@ -283,6 +341,17 @@ impl fmt::Debug for Component {
         f.debug_struct("Component")
             .field("functions", &self.functions().len())
             .finish_non_exhaustive()
+    }
+}
+
+/// What an item that is neither a function nor an interface is, for [`Component::wit`].
+fn kind_of(item: &ComponentItem) -> &'static str {
+    match item {
+        ComponentItem::CoreFunc(_) => "core func",
+        ComponentItem::Module(_) => "core module",
+        ComponentItem::Component(_) => "component",
+        ComponentItem::Resource(_) => "resource",
+        _ => "item",
     }
 }
 

@@ -372,11 +372,11 @@ fn components_are_called_with_wave_and_inspected() {
     let report = text(&out.stdout);
     assert!(report.starts_with("component:"), "{report}");
     assert!(
-        report.contains("  add: func(a: u32, b: u32) -> u32\n"),
+        report.contains("world component {\n  export add: func(a: u32, b: u32) -> u32;\n"),
         "{report}"
     );
     assert!(
-        report.contains("  math#double: func(x: s64) -> s64\n"),
+        report.contains("  export math: interface {\n    double: func(x: s64) -> s64;\n  }\n"),
         "{report}"
     );
 

@@ -77,6 +77,16 @@ fn describes_every_function_with_its_parameters_including_interfaces() {
         ]
     );
     assert!(component.imports().is_empty());
+    let wit = component.wit();
+    assert!(wit.starts_with("world component {\n"), "{wit}");
+    assert!(
+        wit.contains("  export add: func(a: u32, b: u32) -> u32;\n"),
+        "{wit}"
+    );
+    assert!(
+        wit.contains("  export math: interface {\n    double: func(x: s64) -> s64;\n  }\n"),
+        "{wit}"
+    );
 }
 
 #[test]
@@ -223,6 +233,13 @@ fn imports_and_non_components_are_refused_clearly() {
     .unwrap();
     let component = engine.load_component(&wasm).unwrap();
     assert_eq!(component.imports(), ["host-log"]);
+    assert!(
+        component
+            .wit()
+            .contains("  import host-log: func(msg: string);\n"),
+        "{}",
+        component.wit()
+    );
     let e = component.instantiate().unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::MissingImports { imports } if imports == &["host-log"]),
