@@ -47,7 +47,7 @@
 //! |---------|---------|--------------|
 //! | *(always)* |    | the wasmtime executor (`membrane-wasmtime`), built with Cranelift, the pooling allocator and parallel compilation only |
 //! | `redb` | yes | [`kv::RedbKv`], the on-disk key-value store of the runtime's services (redb) |
-//! | `component` | yes | [`component`]: WebAssembly components loaded, described and called with values or WAVE text (wasmtime's component model) |
+//! | `component` | no | `component`: WebAssembly components loaded, described and called with values or WAVE text (wasmtime's component model; opt-in, as it costs every core call a few instructions) |
 
 #![forbid(unsafe_code)]
 
