@@ -550,10 +550,7 @@ impl ComponentInstance {
     /// fails with `TrapKind::Cancelled` and the instance is poisoned), as for core
     /// instances.
     pub fn cancel_handle(&self) -> CancelHandle {
-        CancelHandle {
-            flag: self.store.data().timer.cancel.clone(),
-            engine: self.store.engine().clone(),
-        }
+        CancelHandle::of_store(&self.store)
     }
 
     /// Whether an earlier failure poisoned the instance.

@@ -449,10 +449,7 @@ impl<T: Send + 'static> Instance<T> {
 
     /// A handle that cancels this instance's running call from another thread.
     pub fn cancel_handle(&self) -> CancelHandle {
-        CancelHandle {
-            flag: self.store.data().timer.cancel.clone(),
-            engine: self.store.engine().clone(),
-        }
+        CancelHandle::of_store(&self.store)
     }
 
     /// Whether an earlier failure poisoned the instance.

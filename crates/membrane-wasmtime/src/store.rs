@@ -290,6 +290,14 @@ impl CancelHandle {
         }
     }
 
+    /// The handle of the instance (core or component) that runs in `store`.
+    pub(crate) fn of_store<T>(store: &wasmtime::Store<StoreData<T>>) -> CancelHandle {
+        CancelHandle {
+            flag: store.data().timer.cancel.clone(),
+            engine: store.engine().clone(),
+        }
+    }
+
     /// Interrupts the instance's running call.
     pub fn cancel(&self) {
         self.flag.store(true, Ordering::SeqCst);
