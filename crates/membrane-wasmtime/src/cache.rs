@@ -11,6 +11,7 @@
 //! Only modules that pass a check the engine hands in (the ABI check) are kept: a module
 //! that compiles but is refused takes no room in memory or on disk.
 
+mod artifact;
 mod disk;
 
 use std::collections::HashMap;
@@ -20,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::config::EngineConfig;
+pub(crate) use artifact::Artifact;
+use artifact::Compiled;
 use disk::{DiskCache, Lookup};
 use membrane_runtime::{Error, ErrorKind, Result};
 
@@ -112,9 +115,9 @@ fn fingerprint(engine: &wasmtime::Engine) -> [u8; 32] {
     *hasher.0.finalize().as_bytes()
 }
 
-/// A module held in memory.
+/// An artifact held in memory.
 struct Entry {
-    module: wasmtime::Module,
+    module: Compiled,
     /// Bytes charged to the budget: the length of the module's compiled code image.
     size: usize,
     /// Value of the recency clock at the last use.
@@ -130,7 +133,7 @@ struct Flight {
 /// What a module must pass to be kept, in memory and on disk, and returned by
 /// [`ModuleCache::get`]: the ABI check, handed in by the engine (the cache knows
 /// nothing of membrane modules).
-pub(crate) type Check = fn(&wasmtime::Module) -> Result<()>;
+pub(crate) type Check<A> = fn(&A) -> Result<()>;
 
 /// What a thread asking for a module not in memory does.
 enum Role {
@@ -143,10 +146,10 @@ enum Role {
 #[derive(Clone)]
 enum Outcome {
     /// The module, which passed the check: kept in memory.
-    Kept(wasmtime::Module),
+    Kept(Compiled),
     /// The module compiled (or read from disk) but failed the check: not kept. Waiters
     /// run the check on it themselves for its error: it is cheap, and answers the same.
-    Refused(wasmtime::Module),
+    Refused(Compiled),
     /// Why the module failed to compile.
     Invalid(String),
     /// The thread in charge panicked: waiters try again themselves.
@@ -186,7 +189,7 @@ struct Memory {
 }
 
 impl Memory {
-    fn get(&mut self, key: &Key) -> Option<wasmtime::Module> {
+    fn get(&mut self, key: &Key) -> Option<Compiled> {
         self.clock += 1;
         let entry = self.entries.get_mut(key)?;
         entry.last_used = self.clock;
@@ -195,8 +198,7 @@ impl Memory {
 
     /// Inserts a module, evicting least recently used ones past `budget`; returns how
     /// many were evicted. A module larger than the whole budget is not kept.
-    fn insert(&mut self, key: Key, module: wasmtime::Module, budget: usize) -> u64 {
-        let size = code_size(&module);
+    fn insert(&mut self, key: Key, module: Compiled, size: usize, budget: usize) -> u64 {
         if size > budget || self.entries.contains_key(&key) {
             return 0;
         }
@@ -229,13 +231,6 @@ impl Memory {
         );
         evicted
     }
-}
-
-/// Bytes a module is charged in memory: its compiled code image (text, data and
-/// metadata of the artifact, about the size of the serialized artifact).
-fn code_size(module: &wasmtime::Module) -> usize {
-    let image = module.image_range();
-    image.end.addr() - image.start.addr()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -305,20 +300,21 @@ impl ModuleCache {
         })
     }
 
-    /// The key of a module for this engine, from its content hash (blake3 of its
-    /// `len` wasm bytes, [`content_hash`]).
-    pub(crate) fn key_of(&self, content: &[u8; 32], len: usize) -> Key {
+    /// The key of an artifact of kind `A` for this engine, from its content hash
+    /// (blake3 of its `len` wasm bytes, [`content_hash`]).
+    pub(crate) fn key_of<A: Artifact>(&self, content: &[u8; 32], len: usize) -> Key {
         let mut hasher = blake3::Hasher::new_derive_key(KEY_CONTEXT);
         hasher.update(&self.fingerprint);
         hasher.update(&(len as u64).to_le_bytes());
         hasher.update(content);
+        hasher.update(A::KIND);
         Key(*hasher.finalize().as_bytes())
     }
 
-    /// The key of `wasm` for this engine.
+    /// The key of `wasm` as a core module for this engine.
     #[cfg(test)]
     pub(crate) fn key(&self, wasm: &[u8]) -> Key {
-        self.key_of(&content_hash(wasm), wasm.len())
+        self.key_of::<wasmtime::Module>(&content_hash(wasm), wasm.len())
     }
 
     /// The compiled module for `wasm`, which passed `check`: from memory, from disk,
@@ -329,7 +325,7 @@ impl ModuleCache {
         &self,
         engine: &wasmtime::Engine,
         wasm: &[u8],
-        check: Check,
+        check: Check<wasmtime::Module>,
     ) -> Result<wasmtime::Module> {
         self.get(engine, self.key(wasm), wasm, check)
     }
@@ -337,11 +333,11 @@ impl ModuleCache {
     /// Makes sure the disk cache holds a verified artifact of `module` (compiled from
     /// the `wasm_len` bytes of `key`) and returns its path; `None` without a disk
     /// cache. Failing to write is an error here: writing is what was asked for.
-    pub(crate) fn persist(
+    pub(crate) fn persist<A: Artifact>(
         &self,
         key: &Key,
         wasm_len: usize,
-        module: &wasmtime::Module,
+        module: &A,
     ) -> Result<Option<PathBuf>> {
         let Some(disk) = &self.disk else {
             return match &self.disk_config {
@@ -366,7 +362,7 @@ impl ModuleCache {
         }
         let artifact = module
             .serialize()
-            .map_err(|e| Error::host(format_args!("cannot serialize the module: {e:#}")))?;
+            .map_err(|e| Error::host(format_args!("cannot serialize the {}: {e:#}", A::NAME)))?;
         match disk.write(key, wasm_len, &artifact) {
             Ok(Some(path)) => {
                 bump(&self.counters.disk_writes);
@@ -395,19 +391,19 @@ impl ModuleCache {
     }
 
     /// [`ModuleCache::get_or_compile`] with the key computed.
-    pub(crate) fn get(
+    pub(crate) fn get<A: Artifact>(
         &self,
         engine: &wasmtime::Engine,
         key: Key,
         wasm: &[u8],
-        check: Check,
-    ) -> Result<wasmtime::Module> {
+        check: Check<A>,
+    ) -> Result<A> {
         loop {
             let role = {
                 let mut memory = lock(&self.memory);
                 if let Some(module) = memory.get(&key) {
                     bump(&self.counters.memory_hits);
-                    return Ok(module);
+                    return of_kind(&module);
                 }
                 match memory.in_flight.get(&key) {
                     Some(f) => Role::Wait(Arc::clone(f)),
@@ -425,10 +421,11 @@ impl ModuleCache {
                 Role::Wait(other) => match other.wait() {
                     Outcome::Kept(module) => {
                         bump(&self.counters.waited);
-                        return Ok(module);
+                        return of_kind(&module);
                     }
                     Outcome::Refused(module) => {
                         bump(&self.counters.waited);
+                        let module = of_kind(&module)?;
                         check(&module)?;
                         return Ok(module);
                     }
@@ -458,21 +455,21 @@ impl ModuleCache {
     /// written to disk if it was compiled (and kept in memory by the flight's guard),
     /// one that fails is kept nowhere. Returns what the waiters get and what the caller
     /// gets.
-    fn load_uncached(
+    fn load_uncached<A: Artifact>(
         &self,
         engine: &wasmtime::Engine,
         key: &Key,
         wasm: &[u8],
-        check: Check,
-    ) -> (Outcome, Result<wasmtime::Module>) {
-        let (module, compiled) = match self.load_from_disk(engine, key, wasm.len()) {
+        check: Check<A>,
+    ) -> (Outcome, Result<A>) {
+        let (module, compiled) = match self.load_from_disk::<A>(engine, key, wasm.len()) {
             Some(module) => {
                 bump(&self.counters.disk_hits);
                 (module, false)
             }
             None => {
                 bump(&self.counters.misses);
-                match compile(engine, wasm) {
+                match A::compile(engine, wasm) {
                     Ok(module) => (module, true),
                     Err(e) => {
                         let reason = match e.kind() {
@@ -489,17 +486,17 @@ impl ModuleCache {
             if let (false, Some(disk)) = (compiled, &self.disk) {
                 disk.remove(key);
             }
-            return (Outcome::Refused(module), Err(e));
+            return (Outcome::Refused(module.into_compiled()), Err(e));
         }
         if compiled {
             self.write_to_disk(key, wasm.len(), &module);
         }
-        (Outcome::Kept(module.clone()), Ok(module))
+        (Outcome::Kept(module.clone().into_compiled()), Ok(module))
     }
 
     /// Writes a compiled module to the disk cache, if there is one; failures are
     /// reported, not returned: the load goes on without the disk cache.
-    fn write_to_disk(&self, key: &Key, wasm_len: usize, module: &wasmtime::Module) {
+    fn write_to_disk<A: Artifact>(&self, key: &Key, wasm_len: usize, module: &A) {
         if let Some(disk) = &self.disk {
             match module.serialize() {
                 Ok(artifact) => match disk.write(key, wasm_len, &artifact) {
@@ -532,12 +529,12 @@ impl ModuleCache {
     // `Module::deserialize` is unsafe (it runs the machine code it is given), and a disk
     // cache must call it. The file is verified first (see the `SAFETY` comment below).
     #[allow(unsafe_code)]
-    fn load_from_disk(
+    fn load_from_disk<A: Artifact>(
         &self,
         engine: &wasmtime::Engine,
         key: &Key,
         wasm_len: usize,
-    ) -> Option<wasmtime::Module> {
+    ) -> Option<A> {
         let disk = self.disk.as_ref()?;
         let path = disk.path(key);
         let (bytes, file) = match disk.read(key, wasm_len) {
@@ -569,11 +566,13 @@ impl ModuleCache {
         // `verify` accepted it: the blake3 digest in the header matches these exact
         // bytes, so they are, unmodified, what `DiskCache::write` stored, and only
         // `load_uncached` and `precompile` write, always the output of
-        // `wasmtime::Module::serialize` — the input `deserialize` is documented to take.
-        // The header's key also matches, so the artifact was produced by an engine with
+        // `Artifact::serialize` of the kind `A` — the input `A::deserialize` is
+        // documented to take: the key, which the header matches, is derived from the kind
+        // (`Artifact::KIND`), so a file written for the other kind has another key.
+        // The header's key also says the artifact was produced by an engine with
         // this engine's fingerprint (wasmtime version and compilation settings included).
         // `deserialize` copies the bytes into its own memory; `bytes` may then be freed.
-        match unsafe { wasmtime::Module::deserialize(engine, artifact) } {
+        match unsafe { A::deserialize(engine, artifact) } {
             Ok(module) => {
                 if let Err(e) = DiskCache::touch(&file) {
                     tracing::debug!(path = %path.display(), error = %e, "cannot renew the modification time of a module cache file");
@@ -649,7 +648,12 @@ impl Drop for FlightGuard<'_> {
             let mut memory = lock(&self.cache.memory);
             memory.in_flight.remove(&self.key);
             if let Outcome::Kept(module) = &outcome {
-                let evicted = memory.insert(self.key, module.clone(), self.cache.budget);
+                let size = match module {
+                    Compiled::Module(m) => m.code_size(),
+                    #[cfg(feature = "component")]
+                    Compiled::Component(c) => c.code_size(),
+                };
+                let evicted = memory.insert(self.key, module.clone(), size, self.cache.budget);
                 self.cache
                     .counters
                     .evictions
@@ -660,13 +664,15 @@ impl Drop for FlightGuard<'_> {
     }
 }
 
-/// Compiles wasm bytes (binary only: text is refused so what is cached is what runs).
-pub(crate) fn compile(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<wasmtime::Module> {
-    wasmtime::Module::from_binary(engine, wasm).map_err(|e| {
-        ErrorKind::InvalidModule {
-            reason: format!("{e:#}"),
-        }
-        .into()
+/// The artifact of kind `A` in `compiled`. A key is derived from the kind, so what
+/// the cache holds under a key of kind `A` is always of kind `A`; the error is a
+/// defensive answer, never expected.
+fn of_kind<A: Artifact>(compiled: &Compiled) -> Result<A> {
+    A::from_compiled(compiled).ok_or_else(|| {
+        Error::host(format_args!(
+            "the compiled-artifact cache holds another kind than a {} under its key",
+            A::NAME
+        ))
     })
 }
 
@@ -845,7 +851,7 @@ mod tests {
         lock(&cache.memory)
             .in_flight
             .insert(key, Arc::clone(&flight));
-        let module = compile(&e, &bytes).unwrap();
+        let module = <wasmtime::Module as Artifact>::compile(&e, &bytes).unwrap();
         std::thread::scope(|s| {
             let waiter = s.spawn(|| cache.get_or_compile(&e, &bytes, refuse));
             while Arc::strong_count(&flight) < 3 {
@@ -855,7 +861,7 @@ mod tests {
                 cache: &cache,
                 key,
                 flight: Arc::clone(&flight),
-                outcome: Some(Outcome::Refused(module)),
+                outcome: Some(Outcome::Refused(Compiled::Module(module))),
             });
             assert_refused(waiter.join().unwrap());
         });

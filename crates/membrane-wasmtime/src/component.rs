@@ -189,22 +189,44 @@ fn write_type(f: &mut fmt::Formatter<'_>, ty: &Type) -> fmt::Result {
 }
 
 impl Engine {
-    /// Compiles a component from its bytes (the engine's `max_module_size` applies).
+    /// Loads a component from its bytes (the engine's `max_module_size` applies):
+    /// takes the compiled component from the engine's cache (memory, then disk when
+    /// `cache_dir` is set), the cache core modules use, or compiles it into the cache.
     ///
     /// Fails with [`ErrorKind::InvalidModule`] for bytes that are not a valid component
-    /// (a core module included: load those with [`Engine::load`]).
+    /// (a core module included: load those with [`Engine::load`]). Problems with the
+    /// disk cache never fail a load, as for modules.
     pub fn load_component(&self, wasm: &[u8]) -> Result<Component> {
         self.check_size(wasm.len())?;
-        let inner = wc::Component::new(self.wasmtime(), wasm).map_err(|e| {
-            Error::from(ErrorKind::InvalidModule {
-                reason: format!("not a valid component: {e:#}"),
-            })
-        })?;
+        let (key, hash) = self.component_key(wasm);
+        let inner = self
+            .cache()
+            .get::<wc::Component>(self.wasmtime(), key, wasm, |_| Ok(()))?;
         Ok(Component {
             engine: self.clone(),
             inner,
-            hash: *blake3::hash(wasm).as_bytes(),
+            hash,
         })
+    }
+
+    /// Compiles a component into the cache without instantiating it, as
+    /// [`Engine::precompile`] does for modules: with a `cache_dir`, makes sure the
+    /// directory holds its verified artifact and returns the file's path.
+    pub fn precompile_component(&self, wasm: &[u8]) -> Result<Option<std::path::PathBuf>> {
+        self.check_size(wasm.len())?;
+        let (key, _) = self.component_key(wasm);
+        let cache = self.cache();
+        let compiled = cache.get::<wc::Component>(self.wasmtime(), key, wasm, |_| Ok(()))?;
+        cache.persist(&key, wasm.len(), &compiled)
+    }
+
+    /// The cache key of a component and its content hash.
+    fn component_key(&self, wasm: &[u8]) -> (crate::cache::Key, [u8; 32]) {
+        let hash = crate::cache::content_hash(wasm);
+        (
+            self.cache().key_of::<wc::Component>(&hash, wasm.len()),
+            hash,
+        )
     }
 }
 

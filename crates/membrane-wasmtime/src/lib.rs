@@ -35,7 +35,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | *(none yet)* |    | wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
+//! | `component` | no | WebAssembly components (module `component`, `docs/components.md`): wasmtime's component model and WAVE; without it wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
 
 #![deny(unsafe_code)]
 

@@ -147,7 +147,7 @@ impl Engine {
         )?;
         let cache = self.cache();
         let content = crate::cache::content_hash(wasm);
-        let key = cache.key_of(&content, wasm.len());
+        let key = cache.key_of::<wasmtime::Module>(&content, wasm.len());
         let compiled = cache.get(self.wasmtime(), key, wasm, check_abi)?;
         Module::new(self.clone(), compiled, wasm.len(), content)
     }
@@ -182,7 +182,7 @@ impl Engine {
         )?;
         let cache = self.cache();
         let content = crate::cache::content_hash(wasm);
-        let key = cache.key_of(&content, wasm.len());
+        let key = cache.key_of::<wasmtime::Module>(&content, wasm.len());
         let compiled = cache.get(self.wasmtime(), key, wasm, check_abi)?;
         let module = Module::new(self.clone(), compiled, wasm.len(), content)?;
         cache.persist(&key, wasm.len(), module.wasmtime())

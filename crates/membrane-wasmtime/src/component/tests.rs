@@ -287,3 +287,107 @@ fn hostile_results_and_post_returns_fail_cleanly() {
     );
     assert!(instance.is_poisoned());
 }
+
+#[test]
+fn components_share_the_compiled_artifact_cache_in_memory_and_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = wat::parse_str(COMPONENT).unwrap();
+    let config = || EngineConfig::default().cache_dir(Some(dir.path().to_path_buf()));
+
+    let first = engine(config());
+    first.load_component(&wasm).unwrap();
+    let again = first.load_component(&wasm).unwrap();
+    let stats = first.cache_stats();
+    assert_eq!(
+        (stats.misses, stats.memory_hits, stats.disk_writes),
+        (1, 1, 1)
+    );
+    assert_eq!(stats.memory_entries, 1);
+    assert_eq!(
+        again.instantiate().unwrap().call_wave("add(2, 3)").unwrap(),
+        "5"
+    );
+
+    // Another engine (another process, as far as the cache knows) reads the file.
+    let second = engine(config());
+    let loaded = second.load_component(&wasm).unwrap();
+    let stats = second.cache_stats();
+    assert_eq!((stats.misses, stats.disk_hits), (0, 1));
+    assert_eq!(
+        loaded
+            .instantiate()
+            .unwrap()
+            .call_wave("add(2, 3)")
+            .unwrap(),
+        "5"
+    );
+
+    // A damaged file is refused before deserializing, recompiled and replaced.
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(files.len(), 1);
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&files[0], &bytes).unwrap();
+    let third = engine(config());
+    let loaded = third.load_component(&wasm).unwrap();
+    let stats = third.cache_stats();
+    assert_eq!(
+        (stats.disk_rejects, stats.misses, stats.disk_writes),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        loaded
+            .instantiate()
+            .unwrap()
+            .call_wave("add(2, 3)")
+            .unwrap(),
+        "5"
+    );
+}
+
+#[test]
+fn a_component_and_a_module_never_share_a_key() {
+    // The same bytes asked for as either kind: refused as a component, loaded as a
+    // module, each compiled on its own (the component's failure is not cached).
+    let engine = engine(EngineConfig::default());
+    let module = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "__membrane_abi_v1"))
+           (func (export "__membrane_alloc") (param i32 i32) (result i32) (i32.const 0)))"#,
+    )
+    .unwrap();
+    let refused = engine.load_component(&module).unwrap_err();
+    assert!(
+        matches!(refused.kind(), ErrorKind::InvalidModule { .. }),
+        "{refused}"
+    );
+    engine.load(&module).unwrap();
+    assert_eq!(engine.cache_stats().misses, 2);
+    let component = wat::parse_str(COMPONENT).unwrap();
+    assert!(matches!(
+        engine.load(&component).unwrap_err().kind(),
+        ErrorKind::InvalidModule { .. }
+    ));
+}
+
+#[test]
+fn precompiling_a_component_writes_its_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(EngineConfig::default().cache_dir(Some(dir.path().to_path_buf())));
+    let path = engine
+        .precompile_component(&wat::parse_str(COMPONENT).unwrap())
+        .unwrap()
+        .expect("a cache_dir is set");
+    assert!(path.starts_with(dir.path()) && path.exists());
+    let without = self::engine(EngineConfig::default());
+    assert_eq!(
+        without
+            .precompile_component(&wat::parse_str(COMPONENT).unwrap())
+            .unwrap(),
+        None
+    );
+}
