@@ -239,12 +239,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let engine = limits.engine()?;
             if is_component(&wasm) {
                 let component = engine.load_component(&wasm)?;
+                // Its WIT; for a component WIT cannot describe, why, and its functions.
+                let described = component.wit().unwrap_or_else(|e| {
+                    let mut text = format!("({e})\nfunctions:\n");
+                    for f in component.functions() {
+                        text += &format!("  {f}\n");
+                    }
+                    text
+                });
                 let report = format!(
-                    "component:   {}\nsize:        {} bytes\nblake3:      {}\n{}",
+                    "component:   {}\nsize:        {} bytes\nblake3:      {}\n{described}",
                     path.display(),
                     wasm.len(),
                     blake3::hash(&wasm).to_hex(),
-                    component.wit(),
                 );
                 return write_output(report.as_bytes());
             }

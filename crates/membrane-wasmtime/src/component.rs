@@ -50,6 +50,9 @@ pub struct Component {
     engine: Engine,
     inner: wc::Component,
     hash: [u8; 32],
+    /// The bytes it was loaded from, which [`Component::wit`] decodes (shared by
+    /// clones).
+    bytes: Arc<[u8]>,
 }
 
 /// An exported function of a component, as its type describes it.
@@ -206,6 +209,7 @@ impl Engine {
             engine: self.clone(),
             inner,
             hash,
+            bytes: Arc::from(wasm),
         })
     }
 
@@ -253,62 +257,48 @@ impl Component {
         out
     }
 
-    /// The component's imports and exports as a WIT world, each sorted by name:
-    /// functions with their signatures, interfaces inline (`export math: interface {
-    /// ... }`). Named types
-    /// are written out by their structure (the component's type keeps no names for
-    /// them), so a world with records or variants is WIT-like rather than parseable
-    /// WIT.
+    /// The component's WIT: its world (imports and exports) and the interfaces and
+    /// types it uses, with their own names (packages, interfaces, records, variants,
+    /// ...), as wit-component decodes them from the component's bytes. A component
+    /// built from WIT (wit-bindgen, `cargo component`, wasm32-wasip2) gives back that
+    /// WIT, up to ordering and the world's name (`root`); one written by hand gets the
+    /// names its type exports.
     ///
     /// ```text
-    /// world component {
-    ///   import log: func(msg: string);
+    /// package root:component;
+    ///
+    /// world root {
+    ///   import demo:host/log;
     ///   export add: func(a: u32, b: u32) -> u32;
-    ///   export math: interface {
-    ///     double: func(x: s64) -> s64;
+    /// }
+    /// package demo:host {
+    ///   interface log {
+    ///     write: func(msg: string);
     ///   }
     /// }
     /// ```
-    pub fn wit(&self) -> String {
-        let engine = self.engine.wasmtime();
-        let ty = self.inner.component_type();
-        let mut out = String::from("world component {\n");
-        let mut item = |direction: &str, name: &str, item: &ComponentItem| match item {
-            ComponentItem::ComponentFunc(func) => {
-                out += &format!("  {direction} {};\n", function(name.to_string(), func));
-            }
-            ComponentItem::ComponentInstance(instance) => {
-                out += &format!("  {direction} {name}: interface {{\n");
-                let mut functions: Vec<ComponentFunction> = instance
-                    .exports(engine)
-                    .filter_map(|(inner, item)| match item.ty {
-                        ComponentItem::ComponentFunc(func) => {
-                            Some(function(inner.to_string(), &func))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                functions.sort_by(|a, b| a.name.cmp(&b.name));
-                for f in functions {
-                    out += &format!("    {f};\n");
-                }
-                out += "  }\n";
-            }
-            ComponentItem::Type(_) => {}
-            other => out += &format!("  {direction} {name}: {};\n", kind_of(other)),
+    ///
+    /// Fails with [`ErrorKind::Host`] when the component's type has something WIT cannot
+    /// describe (a core module or a component among its exports, for instance).
+    pub fn wit(&self) -> Result<String> {
+        let cannot = |e: &dyn fmt::Display| {
+            Error::host(format_args!("cannot describe the component in WIT: {e}"))
         };
-        let mut imports: Vec<_> = ty.imports(engine).map(|(n, i)| (n, i.ty)).collect();
-        let mut exports: Vec<_> = ty.exports(engine).map(|(n, e)| (n, e.ty)).collect();
-        imports.sort_by(|a, b| a.0.cmp(b.0));
-        exports.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, import) in &imports {
-            item("import", name, import);
-        }
-        for (name, export) in &exports {
-            item("export", name, export);
-        }
-        out += "}\n";
-        out
+        let decoded =
+            wit_component::decode(&self.bytes).map_err(|e| cannot(&format_args!("{e:#}")))?;
+        let resolve = decoded.resolve();
+        let main = decoded.package();
+        let nested: Vec<_> = resolve
+            .packages
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| *id != main)
+            .collect();
+        let mut printer = wit_component::WitPrinter::default();
+        printer
+            .print(resolve, main, &nested)
+            .map_err(|e| cannot(&format_args!("{e:#}")))?;
+        Ok(printer.output.to_string())
     }
 
     /// The names of the component's imports (functions, interfaces), in order.
@@ -363,17 +353,6 @@ impl fmt::Debug for Component {
         f.debug_struct("Component")
             .field("functions", &self.functions().len())
             .finish_non_exhaustive()
-    }
-}
-
-/// What an item that is neither a function nor an interface is, for [`Component::wit`].
-fn kind_of(item: &ComponentItem) -> &'static str {
-    match item {
-        ComponentItem::CoreFunc(_) => "core func",
-        ComponentItem::Module(_) => "core module",
-        ComponentItem::Component(_) => "component",
-        ComponentItem::Resource(_) => "resource",
-        _ => "item",
     }
 }
 
@@ -591,6 +570,11 @@ fn check_args(function: &str, ty: &wc::types::ComponentFunc, args: &[Val]) -> Re
         }
         .into()
     };
+    if ty.results().any(|result| has_resource(&result)) {
+        return Err(invalid(
+            "it returns a resource, and resources are not supported".to_string(),
+        ));
+    }
     if ty.params().len() != args.len() {
         return Err(invalid(format!(
             "expected {} argument(s), got {}",
@@ -599,27 +583,163 @@ fn check_args(function: &str, ty: &wc::types::ComponentFunc, args: &[Val]) -> Re
         )));
     }
     for ((name, param), arg) in ty.params().zip(args) {
-        if !fits(arg, &param) {
+        if let Err(why) = fits(arg, &param) {
             return Err(invalid(format!(
-                "parameter `{name}` has type {}, got {}",
-                TypeText(&param),
-                wasm_wave::to_string(arg).unwrap_or_else(|_| format!("{arg:?}"))
+                "parameter `{name}` has type {}: {why}",
+                TypeText(&param)
             )));
         }
     }
     Ok(())
 }
 
-/// Whether `val` is a value of `ty`: written in WAVE, read back as `ty`, and written
-/// the same (text, not values, are compared: a NaN is not equal to itself).
-fn fits(val: &Val, ty: &Type) -> bool {
-    let Ok(text) = wasm_wave::to_string(val) else {
-        return false;
+/// Whether `val` is a value of `ty`, checked structurally (as wasmtime checks it when
+/// lowering, but before any guest code runs, so that a host's mistake is an error
+/// naming the parameter rather than a failed call); `Err` says where it differs.
+/// Flags may be listed in any order; resources are refused (not supported).
+fn fits(val: &Val, ty: &Type) -> std::result::Result<(), String> {
+    let all = |vals: &mut dyn Iterator<Item = (&Val, Type)>, what: &dyn Fn(usize) -> String| {
+        for (i, (val, ty)) in vals.enumerate() {
+            fits(val, &ty).map_err(|why| format!("{}: {why}", what(i)))?;
+        }
+        Ok(())
     };
-    wasm_wave::from_str::<Val>(ty, &text)
-        .ok()
-        .and_then(|back| wasm_wave::to_string(&back).ok())
-        .is_some_and(|again| again == text)
+    let payload = |val: &Option<Box<Val>>, ty: Option<Type>, what: &str| match (val, ty) {
+        (None, None) => Ok(()),
+        (Some(val), Some(ty)) => fits(val, &ty).map_err(|why| format!("{what}: {why}")),
+        (Some(_), None) => Err(format!("{what} takes no value")),
+        (None, Some(ty)) => Err(format!("{what} needs a value of type {}", TypeText(&ty))),
+    };
+    match (val, ty) {
+        (Val::Bool(_), Type::Bool)
+        | (Val::S8(_), Type::S8)
+        | (Val::U8(_), Type::U8)
+        | (Val::S16(_), Type::S16)
+        | (Val::U16(_), Type::U16)
+        | (Val::S32(_), Type::S32)
+        | (Val::U32(_), Type::U32)
+        | (Val::S64(_), Type::S64)
+        | (Val::U64(_), Type::U64)
+        | (Val::Float32(_), Type::Float32)
+        | (Val::Float64(_), Type::Float64)
+        | (Val::Char(_), Type::Char)
+        | (Val::String(_), Type::String) => Ok(()),
+        (Val::List(vals), Type::List(list)) => {
+            let element = list.ty();
+            all(&mut vals.iter().map(|v| (v, element.clone())), &|i| {
+                format!("element {i}")
+            })
+        }
+        (Val::Tuple(vals), Type::Tuple(tuple)) => {
+            if vals.len() != tuple.types().len() {
+                return Err(format!(
+                    "a tuple of {} values, got {}",
+                    tuple.types().len(),
+                    vals.len()
+                ));
+            }
+            all(&mut vals.iter().zip(tuple.types()), &|i| {
+                format!("element {i}")
+            })
+        }
+        (Val::Record(fields), Type::Record(record)) => {
+            if fields.len() != record.fields().len() {
+                return Err(format!(
+                    "a record of {} fields, got {}",
+                    record.fields().len(),
+                    fields.len()
+                ));
+            }
+            for ((name, val), field) in fields.iter().zip(record.fields()) {
+                if name != field.name {
+                    return Err(format!("expected field `{}`, got `{name}`", field.name));
+                }
+                fits(val, &field.ty).map_err(|why| format!("field `{name}`: {why}"))?;
+            }
+            Ok(())
+        }
+        (Val::Variant(name, val), Type::Variant(variant)) => {
+            match variant.cases().find(|case| case.name == name) {
+                Some(case) => payload(val, case.ty, &format!("case `{name}`")),
+                None => Err(format!("no case `{name}`")),
+            }
+        }
+        (Val::Enum(name), Type::Enum(en)) => match en.names().any(|n| n == name) {
+            true => Ok(()),
+            false => Err(format!("no case `{name}`")),
+        },
+        (Val::Option(val), Type::Option(option)) => match val {
+            None => Ok(()),
+            Some(val) => fits(val, &option.ty()).map_err(|why| format!("some: {why}")),
+        },
+        (Val::Result(Ok(val)), Type::Result(result)) => payload(val, result.ok(), "ok"),
+        (Val::Result(Err(val)), Type::Result(result)) => payload(val, result.err(), "err"),
+        (Val::Flags(names), Type::Flags(flags)) => {
+            match names.iter().find(|name| !flags.names().any(|n| n == *name)) {
+                Some(name) => Err(format!("no flag `{name}`")),
+                None => Ok(()),
+            }
+        }
+        (_, Type::Own(_) | Type::Borrow(_)) | (Val::Resource(_), _) => {
+            Err("resources are not supported".to_string())
+        }
+        (val, _) => Err(format!(
+            "got {} {}",
+            kind_of(val),
+            wasm_wave::to_string(val).unwrap_or_else(|_| format!("{val:?}"))
+        )),
+    }
+}
+
+/// The kind of a value, for messages (`s32`, `string`, `record`, ...).
+fn kind_of(val: &Val) -> &'static str {
+    match val {
+        Val::Bool(_) => "bool",
+        Val::S8(_) => "s8",
+        Val::U8(_) => "u8",
+        Val::S16(_) => "s16",
+        Val::U16(_) => "u16",
+        Val::S32(_) => "s32",
+        Val::U32(_) => "u32",
+        Val::S64(_) => "s64",
+        Val::U64(_) => "u64",
+        Val::Float32(_) => "f32",
+        Val::Float64(_) => "f64",
+        Val::Char(_) => "char",
+        Val::String(_) => "string",
+        Val::List(_) | Val::FixedLengthList(_) => "list",
+        Val::Map(_) => "map",
+        Val::Record(_) => "record",
+        Val::Tuple(_) => "tuple",
+        Val::Variant(..) => "variant",
+        Val::Enum(_) => "enum",
+        Val::Option(_) => "option",
+        Val::Result(_) => "result",
+        Val::Flags(_) => "flags",
+        Val::Resource(_) => "resource",
+        Val::Future(_) => "future",
+        Val::Stream(_) => "stream",
+        Val::ErrorContext(_) => "error-context",
+    }
+}
+
+/// Whether a value of `ty` may hold a resource (own or borrow).
+fn has_resource(ty: &Type) -> bool {
+    match ty {
+        Type::Own(_) | Type::Borrow(_) => true,
+        Type::List(list) => has_resource(&list.ty()),
+        Type::Option(option) => has_resource(&option.ty()),
+        Type::Result(result) => {
+            result.ok().is_some_and(|t| has_resource(&t))
+                || result.err().is_some_and(|t| has_resource(&t))
+        }
+        Type::Tuple(tuple) => tuple.types().any(|t| has_resource(&t)),
+        Type::Record(record) => record.fields().any(|f| has_resource(&f.ty)),
+        Type::Variant(variant) => variant
+            .cases()
+            .any(|c| c.ty.as_ref().is_some_and(has_resource)),
+        _ => false,
+    }
 }
 
 /// A type in WIT's syntax, for messages.

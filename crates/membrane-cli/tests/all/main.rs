@@ -372,7 +372,8 @@ fn components_are_called_with_wave_and_inspected() {
     let report = text(&out.stdout);
     assert!(report.starts_with("component:"), "{report}");
     assert!(
-        report.contains("world component {\n  export add: func(a: u32, b: u32) -> u32;\n"),
+        report.contains("world root {\n")
+            && report.contains("  export add: func(a: u32, b: u32) -> u32;\n"),
         "{report}"
     );
     assert!(

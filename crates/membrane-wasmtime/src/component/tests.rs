@@ -77,8 +77,8 @@ fn describes_every_function_with_its_parameters_including_interfaces() {
         ]
     );
     assert!(component.imports().is_empty());
-    let wit = component.wit();
-    assert!(wit.starts_with("world component {\n"), "{wit}");
+    let wit = component.wit().unwrap();
+    assert!(wit.starts_with("package root:component;\n"), "{wit}");
     assert!(
         wit.contains("  export add: func(a: u32, b: u32) -> u32;\n"),
         "{wit}"
@@ -86,6 +86,65 @@ fn describes_every_function_with_its_parameters_including_interfaces() {
     assert!(
         wit.contains("  export math: interface {\n    double: func(x: s64) -> s64;\n  }\n"),
         "{wit}"
+    );
+    parses_as_wit(&wit);
+}
+
+/// Asserts that `wit` is WIT wit-parser accepts.
+fn parses_as_wit(wit: &str) {
+    let mut resolve = wit_parser::Resolve::default();
+    if let Err(e) = resolve.push_str("component.wit", wit) {
+        panic!("not WIT: {e:#}\n{wit}");
+    }
+}
+
+#[test]
+fn the_wit_keeps_the_names_of_types_and_interfaces() {
+    let engine = engine(EngineConfig::default());
+    let wasm = wat::parse_str(
+        r#"(component
+  (import "demo:geo/host@1.0.0" (instance
+    (type $shape (enum "circle" "square"))
+    (export "shape" (type $s (eq $shape)))
+    (export "show" (func (param "s" $s)))))
+  (core module $m
+    (memory (export "mem") 1)
+    (func (export "flip") (param i32 i32) (result i32) (local.get 1)))
+  (core instance $i (instantiate $m))
+  (func (export "flip") (param "x" s32) (param "y" s32) (result s32)
+    (canon lift (core func $i "flip")))
+)"#,
+    )
+    .unwrap();
+    let component = engine.load_component(&wasm).unwrap();
+    let wit = component.wit().unwrap();
+    for line in [
+        "  import demo:geo/host@1.0.0;\n",
+        "package demo:geo@1.0.0 {\n",
+        "enum shape {",
+        "show: func(s: shape);",
+        "export flip: func(x: s32, y: s32) -> s32;",
+    ] {
+        assert!(wit.contains(line), "{line:?} not in\n{wit}");
+    }
+    parses_as_wit(&wit);
+}
+
+#[test]
+fn what_wit_cannot_describe_is_a_clear_error() {
+    // A type exported at world level, outside any interface.
+    let engine = engine(EngineConfig::default());
+    let wasm = wat::parse_str(
+        r#"(component
+  (type $point (record (field "x" s32) (field "y" s32)))
+  (export "point" (type $point)))"#,
+    )
+    .unwrap();
+    let e = engine.load_component(&wasm).unwrap().wit().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot describe the component in WIT"),
+        "{e}"
     );
 }
 
@@ -145,7 +204,15 @@ fn bad_arguments_name_the_parameter_and_run_nothing() {
     let e = instance
         .call("add", &[Val::U32(1), Val::String("x".into())])
         .unwrap_err();
-    assert_eq!(reason(e), r#"add: parameter `b` has type u32, got "x""#);
+    assert_eq!(
+        reason(e),
+        r#"add: parameter `b` has type u32: got string "x""#
+    );
+    let e = instance
+        .call("add", &[Val::U32(1), Val::S32(2)])
+        .unwrap_err();
+    assert_eq!(reason(e), "add: parameter `b` has type u32: got s32 2");
+    assert!(!instance.is_poisoned());
     let e = instance.call_wave("add(1, \"x\")").unwrap_err();
     assert!(reason(e).starts_with("add: "));
     let e = instance.call_wave("add(1").unwrap_err();
@@ -233,12 +300,10 @@ fn imports_and_non_components_are_refused_clearly() {
     .unwrap();
     let component = engine.load_component(&wasm).unwrap();
     assert_eq!(component.imports(), ["host-log"]);
+    let wit = component.wit().unwrap();
     assert!(
-        component
-            .wit()
-            .contains("  import host-log: func(msg: string);\n"),
-        "{}",
-        component.wit()
+        wit.contains("  import host-log: func(msg: string);\n"),
+        "{wit}"
     );
     let e = component.instantiate().unwrap_err();
     assert!(
@@ -390,4 +455,66 @@ fn precompiling_a_component_writes_its_artifact() {
             .unwrap(),
         None
     );
+}
+
+#[test]
+fn values_are_checked_by_structure_and_flags_in_any_order() {
+    let engine = engine(EngineConfig::default());
+    let wasm = wat::parse_str(
+        r#"(component
+  (core module $m
+    (func (export "id") (param i32) (result i32) (local.get 0)))
+  (core instance $i (instantiate $m))
+  (type $perm (flags "read" "write" "exec"))
+  (export $p "perm" (type $perm))
+  (func (export "same") (param "p" $p) (result $p) (canon lift (core func $i "id")))
+)"#,
+    )
+    .unwrap();
+    let mut instance = engine.load_component(&wasm).unwrap().instantiate().unwrap();
+    let flags = |names: &[&str]| Val::Flags(names.iter().map(|n| n.to_string()).collect());
+    // The type's order (not alphabetical), and a value the call itself returned.
+    let out = instance.call("same", &[flags(&["write", "exec"])]).unwrap();
+    let again = instance.call("same", &out).unwrap();
+    assert_eq!(out, again);
+    assert_eq!(
+        instance.call_wave("same({exec, read})").unwrap(),
+        "{read, exec}"
+    );
+    let e = instance.call("same", &[flags(&["fly"])]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("parameter `p` has type flags { read, write, exec }: no flag `fly`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn resources_are_refused_clearly() {
+    let engine = engine(EngineConfig::default());
+    let wasm = wat::parse_str(
+        r#"(component
+  (type $r (resource (rep i32)))
+  (core func $new (canon resource.new $r))
+  (core module $m
+    (import "" "new" (func $new (param i32) (result i32)))
+    (func (export "make") (result i32) (call $new (i32.const 7)))
+    (func (export "take") (param i32)))
+  (core instance $i (instantiate $m (with "" (instance (export "new" (func $new))))))
+  (export $R "r" (type $r))
+  (func (export "make") (result (own $R)) (canon lift (core func $i "make")))
+  (func (export "take") (param "x" (own $R)) (canon lift (core func $i "take")))
+)"#,
+    )
+    .unwrap();
+    let component = engine.load_component(&wasm).unwrap();
+    let mut instance = component.instantiate().unwrap();
+    let e = instance.call("make", &[]).unwrap_err();
+    assert!(e.to_string().contains("resources are not supported"), "{e}");
+    let e = instance.call_wave("take(1)").unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::InvalidArguments { .. }),
+        "{e}"
+    );
+    assert!(!instance.is_poisoned());
 }
