@@ -41,8 +41,8 @@ impl Guest for Hostile {
         }
     }
 
-    fn huge(n: u32) -> Vec<u64> {
-        (0..u64::from(n)).collect()
+    fn huge(n: u32) -> Vec<u32> {
+        (0..n).collect()
     }
 
     fn past_memory() -> Vec<u8> {
