@@ -6,6 +6,8 @@ mod abi;
 mod cache;
 mod calls;
 mod checksums;
+#[cfg(feature = "component")]
+mod components;
 mod host_fns;
 mod hostile;
 mod lifecycle;
