@@ -38,6 +38,7 @@ pub(crate) fn build() -> Result<(), String> {
         }
     }
     eprintln!("xtask: {copied} guests in {GUESTS_DIR}/");
+    crate::wasi_guests::build()?;
     Ok(())
 }
 
@@ -53,5 +54,9 @@ pub(crate) fn ensure_wasm_target() -> Result<(), String> {
         // the target is missing.
         return Ok(());
     }
-    run::command("rustup", &["target", "add", "wasm32-unknown-unknown"], &[])
+    run::command(
+        "rustup",
+        &["target", "add", "wasm32-unknown-unknown", "wasm32-wasip2"],
+        &[],
+    )
 }
