@@ -35,7 +35,9 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | *(none yet)* |    | wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
+//! | *(always)* |    | wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
+//! | `component` | no | [`component`]: WebAssembly components, their host functions (`component::ComponentImports`) |
+//! | `wasi` | no | implies `component`; WASI preview 2 for components under a deny-by-default `component::WasiPolicy` |
 
 #![deny(unsafe_code)]
 
