@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: exactly what `.ci/run` checks.
 
-use crate::{guests, run};
+use crate::{guests, run, wasi_guests};
 
 pub(crate) fn run() -> Result<(), String> {
     guests::ensure_wasm_target()?;
@@ -11,6 +11,13 @@ pub(crate) fn run() -> Result<(), String> {
         "--check",
         "--manifest-path",
         "guest-examples/Cargo.toml",
+    ])?;
+    run::cargo(&[
+        "fmt",
+        "--all",
+        "--check",
+        "--manifest-path",
+        wasi_guests::MANIFEST,
     ])?;
     run::cargo(&[
         "clippy",
@@ -26,6 +33,18 @@ pub(crate) fn run() -> Result<(), String> {
         "guest-examples/Cargo.toml",
         "--target",
         "wasm32-unknown-unknown",
+        "--target-dir",
+        "target/guest-build",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    run::cargo(&[
+        "clippy",
+        "--manifest-path",
+        wasi_guests::MANIFEST,
+        "--target",
+        "wasm32-wasip2",
         "--target-dir",
         "target/guest-build",
         "--",

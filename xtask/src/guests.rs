@@ -58,6 +58,7 @@ pub(crate) fn build() -> Result<(), String> {
         }
     }
     eprintln!("xtask: {copied} guests and {components} components in {GUESTS_DIR}/");
+    crate::wasi_guests::build()?;
     Ok(())
 }
 
@@ -102,7 +103,11 @@ pub(crate) fn ensure_wasm_target() -> Result<(), String> {
         // the target is missing.
         return Ok(());
     }
-    run::command("rustup", &["target", "add", "wasm32-unknown-unknown"], &[])
+    run::command(
+        "rustup",
+        &["target", "add", "wasm32-unknown-unknown", "wasm32-wasip2"],
+        &[],
+    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! | task | what it does |
 //! |------|--------------|
-//! | `build-guests` | builds `guest-examples/*` for wasm32 (release) into `target/guests/<name>.wasm` |
+//! | `build-guests` | builds `guest-examples/*` for wasm32 (release) into `target/guests/<name>.wasm`, and `guest-examples/wasi-greeter` for wasm32-wasip2 (a component) |
 //! | `test [args]` | `build-guests`, then `cargo test --workspace [args]`: the README's test command |
 //! | `demo` | `build-guests`, then runs the host demo (the README's run command) |
 //! | `bench [args]` | `build-guests`, then `cargo bench -p membrane-benches [args]` |
@@ -13,6 +13,7 @@ mod ci;
 mod guests;
 mod run;
 mod soak;
+mod wasi_guests;
 
 use std::process::ExitCode;
 

@@ -48,6 +48,7 @@
 //! | *(always)* |    | the wasmtime executor (`membrane-wasmtime`), built with Cranelift, the pooling allocator and parallel compilation only |
 //! | `redb` | yes | [`kv::RedbKv`], the on-disk key-value store of the runtime's services (redb) |
 //! | `component` | no | `component`: WebAssembly components loaded, described and called with values or WAVE text (wasmtime's component model; opt-in, as it costs every core call a few instructions) |
+//! | `wasi` | no | implies `component`; WASI preview 2 for components, deny-by-default: `component::WasiPolicy` grants each capability (environment, arguments, preopened directories, clocks, random, stdin) explicitly, stdout and stderr become bounded `tracing` lines, sockets are never linked (wasmtime-wasi, synchronous p2 only; it enables wasmtime's `async` feature) |
 
 #![forbid(unsafe_code)]
 

@@ -31,7 +31,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use wasmtime::Store;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{self as wc, ComponentExportIndex};
 pub use wasmtime::component::{Type, Val};
@@ -41,8 +40,17 @@ use membrane_runtime::{Error, ErrorKind, Result};
 use crate::call::begin_top_level_call;
 use crate::engine::Engine;
 use crate::instance::{CallLimits, new_store};
-use crate::store::{CancelHandle, StoreData};
+use crate::store::CancelHandle;
 use crate::trap::classify;
+
+mod imports;
+#[cfg(feature = "wasi")]
+mod wasi;
+
+use imports::ComponentStore;
+pub use imports::{ComponentHostContext, ComponentImports, HostFnError};
+#[cfg(feature = "wasi")]
+pub use wasi::{DirAccess, OUTPUT_TARGET, WasiPolicy};
 
 /// A loaded component.
 #[derive(Clone)]
@@ -322,22 +330,47 @@ impl Component {
     }
 
     /// A new instance, made under the engine's limits (its start runs with the call's
-    /// fuel and timeout). A component that imports anything is refused with
-    /// [`ErrorKind::MissingImports`] naming the imports: this host provides none yet.
+    /// fuel and timeout), given no imports: a component that imports anything is
+    /// refused with [`ErrorKind::MissingImports`] naming the imports (see
+    /// [`Component::instantiate_with`]).
     pub fn instantiate(&self) -> Result<ComponentInstance> {
-        let imports = self.imports();
-        if !imports.is_empty() {
-            return Err(ErrorKind::MissingImports { imports }.into());
-        }
+        self.instantiate_with(&ComponentImports::new())
+    }
+
+    /// A new instance given `imports`: the host's functions and, with the feature
+    /// `wasi`, WASI under a policy. Every import of the component is checked first:
+    /// those `imports` do not provide fail with [`ErrorKind::MissingImports`] naming
+    /// each (a world-level function or an interface by its name, a function missing
+    /// from an interface the host provides in part as `interface#function`, a WASI
+    /// interface without a policy by its versioned name, `wasi:cli/environment@0.2.3`);
+    /// imports of the wrong type fail with an ABI violation. The start runs under the
+    /// engine's limits, as for [`Component::instantiate`].
+    pub fn instantiate_with(&self, imports: &ComponentImports) -> Result<ComponentInstance> {
+        let linker = imports.linker(&self.inner)?;
+        let pre = linker
+            .instantiate_pre(&self.inner)
+            .map_err(imports::wrong_import_types)?;
         let engine = &self.engine;
         crate::native_stack::check(engine.config().limits.max_wasm_stack)?;
         let limits = CallLimits::of(engine);
-        let mut store = new_store(engine, (), Arc::new(AtomicBool::new(false)), &limits, None);
-        let linker = wc::Linker::new(engine.wasmtime());
+        let state = imports.state()?;
+        let mut store = new_store(
+            engine,
+            state,
+            Arc::new(AtomicBool::new(false)),
+            &limits,
+            None,
+        );
+        // The store reads its bounds of instances, memories and tables when the limiter
+        // is installed: again, with a component's.
+        store.data_mut().limits.shape_of_component();
+        store.limiter(|data| &mut data.limits);
         begin_top_level_call(&mut store)?;
-        let instance = linker
-            .instantiate(&mut store, &self.inner)
+        store.data_mut().state.begin_call();
+        let instance = pre
+            .instantiate(&mut store)
             .map_err(|e| classify(store.data_mut(), e));
+        store.data_mut().state.end_call();
         store.data_mut().timer.end();
         Ok(ComponentInstance {
             component: self.clone(),
@@ -371,19 +404,26 @@ fn function(name: String, func: &wc::types::ComponentFunc) -> ComponentFunction 
 pub struct ComponentInstance {
     component: Component,
     instance: wc::Instance,
-    store: Store<StoreData<()>>,
+    store: ComponentStore,
     poisoned: Option<String>,
 }
 
 impl fmt::Debug for ComponentInstance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ComponentInstance")
+            .field("name", &self.name())
             .field("poisoned", &self.poisoned)
             .finish_non_exhaustive()
     }
 }
 
 impl ComponentInstance {
+    /// The instance's name (given by [`ComponentImports::name`]; `component` if none
+    /// was).
+    pub fn name(&self) -> &str {
+        &self.store.data().state.name
+    }
+
     /// The index of the export `name` (`interface#function` for one inside an exported
     /// interface).
     fn export(&self, name: &str) -> Result<ComponentExportIndex> {
@@ -435,7 +475,9 @@ impl ComponentInstance {
         let mut results = vec![Val::Bool(false); ty.results().len()];
         crate::native_stack::check(self.component.engine.config().limits.max_wasm_stack)?;
         begin_top_level_call(&mut self.store)?;
+        self.store.data_mut().state.begin_call();
         let called = func.call(&mut self.store, args, &mut results);
+        self.store.data_mut().state.end_call();
         self.store.data_mut().timer.end();
         match called {
             Ok(()) => Ok(results),
@@ -495,7 +537,9 @@ impl ComponentInstance {
         })?;
         crate::native_stack::check(self.component.engine.config().limits.max_wasm_stack)?;
         begin_top_level_call(&mut self.store)?;
+        self.store.data_mut().state.begin_call();
         let called = typed.call(&mut self.store, params);
+        self.store.data_mut().state.end_call();
         self.store.data_mut().timer.end();
         called.map_err(|e| self.failed(e))
     }

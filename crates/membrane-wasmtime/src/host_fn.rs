@@ -454,7 +454,7 @@ fn write_bytes<T: 'static>(
 
 /// The error for a host function that panicked.
 #[cold]
-fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+pub(crate) fn host_fn_panicked(name: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     let message = panic
         .downcast_ref::<&str>()
         .copied()

@@ -542,12 +542,16 @@ pub(crate) fn new_store<T>(
     link: Option<RuntimeLink>,
 ) -> Store<StoreData<T>> {
     let config = engine.config();
-    let limits = Limiter {
+    let mut limits = Limiter {
         max_memory: config.limits.max_memory,
         max_table_elements: config.limits.max_table_elements,
         memory_denied: false,
         table_denied: false,
+        max_instances: 0,
+        max_memories: 0,
+        max_tables: 0,
     };
+    limits.shape_of_module();
     let mut data = StoreData::new(
         state,
         limits,

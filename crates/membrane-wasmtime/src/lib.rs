@@ -35,7 +35,9 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `component` | no | WebAssembly components (module `component`, `docs/components.md`): wasmtime's component model and WAVE; without it wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
+//! | *(always)* |    | wasmtime is built with Cranelift, the pooling allocator and parallel compilation only |
+//! | `component` | no | WebAssembly components (module `component`, `docs/components.md`): wasmtime's component model, WAVE, WIT (wit-component), host functions (`component::ComponentImports`) |
+//! | `wasi` | no | implies `component`; WASI preview 2 for components under a deny-by-default `component::WasiPolicy` |
 
 #![deny(unsafe_code)]
 

@@ -17,6 +17,20 @@ pub(crate) const MAX_MEMORIES: u32 = 1;
 /// bounded.
 pub(crate) const MAX_TABLES: u32 = 4;
 
+/// What one component instance's store may hold: its core instances (a Rust component
+/// built by wit-bindgen or for wasm32-wasip2 has a few, its shims included), their
+/// memories (each under `max_memory`: a component adapted from WASI p1 has two) and
+/// tables.
+#[cfg(feature = "component")]
+pub(crate) mod component {
+    /// Core instances.
+    pub(crate) const MAX_CORE_INSTANCES: usize = 32;
+    /// Linear memories.
+    pub(crate) const MAX_MEMORIES: usize = 2;
+    /// Tables.
+    pub(crate) const MAX_TABLES: usize = 16;
+}
+
 /// Refuses a module whose defined memories or tables exceed the engine's limits:
 /// more than [`MAX_MEMORIES`] memories or [`MAX_TABLES`] tables, an initial memory
 /// larger than `max_memory`, an initial table longer than `max_table_elements`.

@@ -110,9 +110,30 @@ pub(crate) struct Limiter {
     pub(crate) max_table_elements: usize,
     pub(crate) memory_denied: bool,
     pub(crate) table_denied: bool,
+    /// What the store may hold: one core instance, its memory and tables for a module
+    /// ([`Limiter::shape_of_module`]); a component's core instances and theirs.
+    pub(crate) max_instances: usize,
+    pub(crate) max_memories: usize,
+    pub(crate) max_tables: usize,
 }
 
 impl Limiter {
+    /// The instances, memories and tables of one module's instance.
+    pub(crate) fn shape_of_module(&mut self) {
+        self.max_instances = 1;
+        self.max_memories = MAX_MEMORIES as usize;
+        self.max_tables = MAX_TABLES as usize;
+    }
+
+    /// The core instances, memories and tables of one component's instance.
+    #[cfg(feature = "component")]
+    pub(crate) fn shape_of_component(&mut self) {
+        use crate::resources::component;
+        self.max_instances = component::MAX_CORE_INSTANCES;
+        self.max_memories = component::MAX_MEMORIES;
+        self.max_tables = component::MAX_TABLES;
+    }
+
     /// Forgets earlier denials: the guest went on after them.
     #[inline]
     pub(crate) fn forget_denials(&mut self) {
@@ -145,15 +166,15 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        self.max_instances
     }
 
     fn memories(&self) -> usize {
-        MAX_MEMORIES as usize
+        self.max_memories
     }
 
     fn tables(&self) -> usize {
-        MAX_TABLES as usize
+        self.max_tables
     }
 }
 

@@ -17,3 +17,5 @@ mod runtime;
 mod services;
 mod soak;
 mod support;
+#[cfg(feature = "wasi")]
+mod wasi;
