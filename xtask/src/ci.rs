@@ -23,6 +23,8 @@ pub(crate) fn run() -> Result<(), String> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--features",
+        "membrane-benches/component",
         "--",
         "-D",
         "warnings",
@@ -93,6 +95,15 @@ pub(crate) fn run() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    run::cargo(&["bench", "--workspace", "--no-run"])?;
+    // The component bench needs the benches' `component` feature (off by default: the
+    // component model costs core calls a few instructions); the workspace has the
+    // component model on anyway (the CLI's), so this builds nothing twice.
+    run::cargo(&[
+        "bench",
+        "--workspace",
+        "--features",
+        "membrane-benches/component",
+        "--no-run",
+    ])?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! membrane call <module.wasm> <function> [--input FILE | --input-hex HEX] [--raw]
+//! membrane call <component.wasm> <function> ['WAVE args'] [--wasi] [--env K=V] [--dir D] ...
 //! membrane inspect <module.wasm>
 //! membrane precompile <module.wasm> --cache-dir DIR
 //! ```
@@ -22,6 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use membrane_host::component::ComponentImports;
 use membrane_host::{Engine, EngineConfig, Error, ErrorKind, HostFunctions, LimitKind};
 
 /// The exit statuses, as `membrane --help` prints them (see [`exit_code`]).
@@ -70,6 +72,8 @@ enum Command {
         #[arg(long)]
         raw: bool,
         #[command(flatten)]
+        wasi: Wasi,
+        #[command(flatten)]
         limits: Limits,
     },
     /// Show a module's exports, imports, ABI version, size and hash; or a component's
@@ -89,6 +93,75 @@ enum Command {
         #[command(flatten)]
         limits: Limits,
     },
+}
+
+/// What a component that imports WASI preview 2 is granted (nothing unless asked:
+/// `docs/components.md`, "WASI preview 2, deny-by-default"). Any of these flags grants
+/// WASI; what the component writes to stdout and stderr is printed on stderr.
+#[derive(Args, Debug, Default)]
+struct Wasi {
+    /// Give the component WASI, granting nothing else (no environment, files, clocks
+    /// or randomness).
+    #[arg(long)]
+    wasi: bool,
+    /// An environment variable the component sees, `KEY=VALUE` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// A directory the component may read, `HOST_DIR` or `HOST_DIR::GUEST_PATH`
+    /// (repeatable; the guest path defaults to the host's).
+    #[arg(long, value_name = "DIR[::GUEST]")]
+    dir: Vec<String>,
+    /// A directory the component may read and write, as --dir.
+    #[arg(long, value_name = "DIR[::GUEST]")]
+    dir_rw: Vec<String>,
+    /// Let the component read the host's clocks.
+    #[arg(long)]
+    clocks: bool,
+    /// Let the component draw from the host's random source.
+    #[arg(long)]
+    random: bool,
+}
+
+impl Wasi {
+    /// The imports these flags give a component: WASI under the policy they grant, or
+    /// none.
+    fn imports(&self) -> Result<ComponentImports, Failure> {
+        use membrane_host::component::{DirAccess, WasiPolicy};
+        let mut imports = ComponentImports::new();
+        if self.is_empty() {
+            return Ok(imports);
+        }
+        let mut policy = WasiPolicy::default().clocks(self.clocks).random(self.random);
+        for pair in &self.env {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(Failure::Usage(format!("--env takes KEY=VALUE, got `{pair}`")));
+            };
+            policy = policy.env(key, value);
+        }
+        let dirs = self.dir.iter().map(|d| (d, DirAccess::ReadOnly));
+        for (dir, access) in dirs.chain(self.dir_rw.iter().map(|d| (d, DirAccess::ReadWrite))) {
+            let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+            policy = policy.preopen(host, guest, access);
+        }
+        imports.wasi(policy);
+        // The component's output reaches the user on stderr.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .without_time()
+            .try_init();
+        Ok(imports)
+    }
+
+    /// Whether no flag asks for WASI.
+    fn is_empty(&self) -> bool {
+        !self.wasi
+            && !self.clocks
+            && !self.random
+            && self.env.is_empty()
+            && self.dir.is_empty()
+            && self.dir_rw.is_empty()
+    }
 }
 
 /// Engine settings shared by every subcommand.
@@ -192,6 +265,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             input,
             input_hex,
             raw,
+            wasi,
             limits,
         } => {
             let wasm = read_module(&module, &limits)?;
@@ -203,7 +277,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     ));
                 }
                 let engine = limits.engine()?;
-                let mut instance = engine.load_component(&wasm)?.instantiate()?;
+                let imports = wasi.imports()?;
+                let mut instance = engine.load_component(&wasm)?.instantiate_with(&imports)?;
                 let args = args.unwrap_or_default();
                 let result = instance.call_wave(&format!("{function}({args})"))?;
                 return write_output(format!("{result}\n").as_bytes());
@@ -212,6 +287,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 return Err(Failure::Usage(
                     "WAVE arguments are for components; give a module's input with --input or --input-hex"
                         .into(),
+                ));
+            }
+            if !wasi.is_empty() {
+                return Err(Failure::Usage(
+                    "WASI flags are for components; a module's imports are host functions".into(),
                 ));
             }
             let input = match (input, input_hex) {

@@ -74,6 +74,29 @@ pub trait GuestInstance: Send {
         Ok(out)
     }
 
+    /// Calls the function `call` names, written in WAVE (`add(1, 2)`), and returns its
+    /// result in WAVE: how components are called by name (`docs/components.md`). The
+    /// default, for executors of core modules, refuses: those are called with
+    /// envelopes.
+    fn call_wave(&mut self, ctx: CallContext, call: &str) -> Result<String> {
+        let _ = ctx;
+        Err(not_a_component(call.split('(').next().unwrap_or(call)))
+    }
+
+    /// Calls `function` with arguments and results of the executor's own types (for
+    /// the wasmtime executor, a component's values): `call` holds them, and only the
+    /// executor that made the instance knows its type (it downcasts it). The default,
+    /// for executors of core modules, refuses as [`GuestInstance::call_wave`] does.
+    fn call_values(
+        &mut self,
+        ctx: CallContext,
+        function: &str,
+        call: &mut dyn std::any::Any,
+    ) -> Result<()> {
+        let _ = (ctx, call);
+        Err(not_a_component(function))
+    }
+
     /// Runs the module's lifecycle hook `hook` (`docs/abi.md` §8) as a top-level call
     /// (the arena reset, the call's fuel and timeout; a trap poisons the instance as a
     /// call's would). `Ok(())` when the module does not export it; a hook's error
@@ -85,6 +108,16 @@ pub trait GuestInstance: Send {
 
     /// Whether an earlier failure poisoned the instance.
     fn is_poisoned(&self) -> bool;
+}
+
+/// The error of a call with values or WAVE on a core module.
+#[cold]
+fn not_a_component(function: &str) -> crate::Error {
+    crate::ErrorKind::InvalidArguments {
+        function: function.trim().to_string(),
+        reason: "a core module is called with envelope payloads (call, call_raw), not with values or WAVE".into(),
+    }
+    .into()
 }
 
 /// A lifecycle hook of a module (`docs/abi.md` §8): an optional export, run by a

@@ -471,6 +471,32 @@ impl Runtime {
         result
     }
 
+    /// Calls a function of the component `module` written as a WAVE call
+    /// (`add(1, 2)`, `greet("ada")`, `iface#fn(..)`) and returns its result in WAVE,
+    /// as [`Runtime::call_raw`] does for core modules: the same instance policies,
+    /// limits and counters (`docs/components.md`, "In a runtime"). A core module
+    /// refuses with [`ErrorKind::InvalidArguments`]: it is called with payloads.
+    pub fn call_wave(&self, module: &str, call: &str) -> Result<String> {
+        self.run(module, self.host_call(), |instance, ctx| {
+            instance.call_wave(ctx, call)
+        })
+    }
+
+    /// Calls `function` of the component `module` with arguments and results of the
+    /// executor's own types, held by `call` (the wasmtime executor's
+    /// `RuntimeComponents::call_values` makes it: use that).
+    #[doc(hidden)]
+    pub fn call_executor_values(
+        &self,
+        module: &str,
+        function: &str,
+        call: &mut dyn std::any::Any,
+    ) -> Result<()> {
+        self.run(module, self.host_call(), |instance, ctx| {
+            instance.call_values(ctx, function, call)
+        })
+    }
+
     /// Calls `function` of the module `module` with raw payload bytes and returns a
     /// copy of the output payload (see [`Runtime::call_with`]).
     pub fn call_raw(&self, module: &str, function: &str, input: &[u8]) -> Result<Vec<u8>> {

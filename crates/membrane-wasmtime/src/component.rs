@@ -44,11 +44,13 @@ use crate::store::CancelHandle;
 use crate::trap::classify;
 
 mod imports;
+mod runtime;
 #[cfg(feature = "wasi")]
 mod wasi;
 
 use imports::ComponentStore;
 pub use imports::{ComponentHostContext, ComponentImports, HostFnError};
+pub use runtime::{RuntimeComponent, RuntimeComponents};
 #[cfg(feature = "wasi")]
 pub use wasi::{DirAccess, OUTPUT_TARGET, WasiPolicy};
 
@@ -346,13 +348,29 @@ impl Component {
     /// imports of the wrong type fail with an ABI violation. The start runs under the
     /// engine's limits, as for [`Component::instantiate`].
     pub fn instantiate_with(&self, imports: &ComponentImports) -> Result<ComponentInstance> {
-        let linker = imports.linker(&self.inner)?;
-        let pre = linker
+        let pre = self.pre(imports)?;
+        self.instantiate_pre(&pre, imports, CallLimits::of(&self.engine))
+    }
+
+    /// The component linked with `imports`, every import checked (see
+    /// [`Component::instantiate_with`]), ready to make instances.
+    fn pre(&self, imports: &ComponentImports) -> Result<wc::InstancePre<imports::Data>> {
+        imports
+            .linker(&self.inner)?
             .instantiate_pre(&self.inner)
-            .map_err(imports::wrong_import_types)?;
+            .map_err(imports::wrong_import_types)
+    }
+
+    /// A new instance of `pre` (this component linked with `imports`), its
+    /// instantiation and calls under `limits`.
+    fn instantiate_pre(
+        &self,
+        pre: &wc::InstancePre<imports::Data>,
+        imports: &ComponentImports,
+        limits: CallLimits,
+    ) -> Result<ComponentInstance> {
         let engine = &self.engine;
         crate::native_stack::check(engine.config().limits.max_wasm_stack)?;
-        let limits = CallLimits::of(engine);
         let state = imports.state()?;
         let mut store = new_store(
             engine,
@@ -378,6 +396,18 @@ impl Component {
             store,
             poisoned: None,
         })
+    }
+
+    /// This component for a [`Runtime`](membrane_runtime::Runtime), its instances given
+    /// `imports` (`docs/components.md`, "In a runtime"): added beside core modules with
+    /// the same specs (instance policies, limit overrides), called by name with
+    /// [`RuntimeComponents::call_values`] or [`Runtime::call_wave`](membrane_runtime::Runtime::call_wave),
+    /// counted as any module's calls.
+    pub fn for_runtime(&self, imports: ComponentImports) -> RuntimeComponent {
+        RuntimeComponent {
+            component: self.clone(),
+            imports: Arc::new(imports),
+        }
     }
 }
 
@@ -463,6 +493,17 @@ impl ComponentInstance {
     /// its kind and poisons the instance, as for core modules; a poisoned instance
     /// answers [`ErrorKind::Poisoned`].
     pub fn call(&mut self, name: &str, args: &[Val]) -> Result<Vec<Val>> {
+        self.call_by(None, name, args)
+    }
+
+    /// [`ComponentInstance::call`] that stops by `deadline` at the latest (the chain's
+    /// deadline in a runtime) if its own timeout does not stop it first.
+    fn call_by(
+        &mut self,
+        deadline: Option<std::time::Instant>,
+        name: &str,
+        args: &[Val],
+    ) -> Result<Vec<Val>> {
         if let Some(reason) = &self.poisoned {
             return Err(ErrorKind::Poisoned {
                 reason: reason.clone(),
@@ -475,6 +516,9 @@ impl ComponentInstance {
         let mut results = vec![Val::Bool(false); ty.results().len()];
         crate::native_stack::check(self.component.engine.config().limits.max_wasm_stack)?;
         begin_top_level_call(&mut self.store)?;
+        if let Some(deadline) = deadline {
+            self.store.data_mut().timer.cap(deadline);
+        }
         self.store.data_mut().state.begin_call();
         let called = func.call(&mut self.store, args, &mut results);
         self.store.data_mut().state.end_call();
@@ -560,6 +604,11 @@ impl ComponentInstance {
     /// Text that is not a call, or arguments that do not parse as the parameters'
     /// types, fail with [`ErrorKind::InvalidArguments`]; then as [`Self::call`].
     pub fn call_wave(&mut self, call: &str) -> Result<String> {
+        self.call_wave_by(None, call)
+    }
+
+    /// [`ComponentInstance::call_wave`] ending by `deadline` at the latest.
+    fn call_wave_by(&mut self, deadline: Option<std::time::Instant>, call: &str) -> Result<String> {
         // WAVE's grammar has no `interface#function` names: the name is read here, the
         // arguments by WAVE (as those of a stand-in name).
         let (name, args) = match call.split_once('(') {
@@ -582,7 +631,7 @@ impl ComponentInstance {
                 reason: e.to_string(),
             })
         })?;
-        let results = self.call(&name, &args)?;
+        let results = self.call_by(deadline, &name, &args)?;
         let texts = results
             .iter()
             .map(wasm_wave::to_string)

@@ -78,6 +78,12 @@ impl Guest for Greeter {
         }
     }
 
+    fn sleep(ms: u64) -> u64 {
+        let start = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        start.elapsed().as_nanos() as u64
+    }
+
     #[allow(clippy::empty_loop)]
     fn spin() {
         loop {

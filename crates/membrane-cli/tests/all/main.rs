@@ -399,3 +399,44 @@ fn wave_arguments_are_for_components_only() {
     let args = ["call", echo.to_str().unwrap(), "echo", "1"];
     check_failure(&args, &membrane(&args), 2, "for components");
 }
+
+/// A WASI component gets nothing unless the flags grant it: refused without them, an
+/// empty environment with `--wasi`, the granted variable, directory and output with
+/// them.
+#[test]
+fn wasi_is_granted_by_flags_only() {
+    let greeter = guest("wasi_greeter");
+    let file = greeter.to_str().unwrap();
+    let args = ["call", file, "env", "\"HOME\""];
+    check_failure(&args, &membrane(&args), 6, "wasi:");
+
+    let out = membrane(&["call", file, "env", "\"HOME\"", "--wasi"]);
+    assert_eq!(text(&out.stdout), "none\n", "{}", text(&out.stderr));
+    let out = membrane(&["call", file, "env", "\"GREETING\"", "--env", "GREETING=salut"]);
+    assert_eq!(text(&out.stdout), "some(\"salut\")\n", "{}", text(&out.stderr));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("note.txt"), "hello").unwrap();
+    let mount = format!("{}::/data", dir.path().display());
+    let out = membrane(&["call", file, "read-file", "\"/data/note.txt\"", "--dir", &mount]);
+    assert_eq!(text(&out.stdout), "ok(\"hello\")\n", "{}", text(&out.stderr));
+    let out = membrane(&[
+        "call", file, "write-file", "\"/data/new.txt\", \"x\"", "--dir", &mount,
+    ]);
+    assert!(text(&out.stdout).starts_with("err("), "{}", text(&out.stdout));
+    let out = membrane(&[
+        "call", file, "write-file", "\"/data/new.txt\", \"x\"", "--dir-rw", &mount,
+    ]);
+    assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(dir.path().join("new.txt")).unwrap(), "x");
+
+    let out = membrane(&["call", file, "print", "\"to stdout\"", "--wasi"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("to stdout"), "{}", text(&out.stderr));
+
+    let args = ["call", file, "env", "\"HOME\"", "--env", "HOME"];
+    check_failure(&args, &membrane(&args), 2, "--env takes KEY=VALUE");
+    let echo = guest("echo");
+    let args = ["call", echo.to_str().unwrap(), "echo", "--wasi"];
+    check_failure(&args, &membrane(&args), 2, "WASI flags are for components");
+}

@@ -245,6 +245,31 @@ fn fuel_and_the_timeout_stop_a_wasi_component() {
     assert!(started.elapsed() < timeout * 100, "{:?}", started.elapsed());
 }
 
+/// A guest asking to sleep for an hour is woken by the call's deadline and stopped by
+/// the timeout, clocks granted or not; a short sleep sleeps.
+#[test]
+fn sleeping_ends_by_the_calls_deadline() {
+    let timeout = Duration::from_millis(200);
+    let engine = Engine::new(EngineConfig::default().fuel(None).timeout(Some(timeout))).unwrap();
+    for clocks in [false, true] {
+        let mut imports = ComponentImports::new();
+        imports.wasi(WasiPolicy::default().clocks(clocks));
+        let mut greeter = greeter_on(&engine, &imports);
+        let started = std::time::Instant::now();
+        let e = greeter.call_wave("sleep(3600000)").unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::Trap(TrapKind::Timeout)),
+            "clocks {clocks}: {e:?}"
+        );
+        assert!(started.elapsed() < timeout * 50, "{:?}", started.elapsed());
+    }
+    let mut imports = ComponentImports::new();
+    imports.wasi(WasiPolicy::default().clocks(true));
+    let mut greeter = greeter_on(&engine, &imports);
+    let slept: u64 = wave(&mut greeter, "sleep(20)").parse().unwrap();
+    assert!(slept >= 20_000_000, "{slept}");
+}
+
 fn greeter_on(engine: &Engine, imports: &ComponentImports) -> ComponentInstance {
     greeter(engine).instantiate_with(imports).unwrap()
 }

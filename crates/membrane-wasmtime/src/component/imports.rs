@@ -49,7 +49,7 @@ impl ComponentState {
 /// The store of a component instance.
 pub(crate) type ComponentStore = wasmtime::Store<StoreData<ComponentState>>;
 
-type Data = StoreData<ComponentState>;
+pub(crate) type Data = StoreData<ComponentState>;
 
 /// What a host function of a component sees of the call it serves.
 pub struct ComponentHostContext<'a> {

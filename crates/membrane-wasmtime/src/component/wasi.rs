@@ -16,13 +16,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult, subscribe};
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{
     Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder,
@@ -307,7 +307,14 @@ pub(crate) fn link(linker: &mut Linker<Data>) -> wasmtime::Result<()> {
     sync::io::poll::add_to_linker::<Data, HasIo>(l, |t| t.ctx().table)?;
     sync::io::streams::add_to_linker::<Data, HasIo>(l, |t| t.ctx().table)?;
     clocks::wall_clock::add_to_linker::<Data, WasiClocks>(l, |t| t.clocks())?;
-    clocks::monotonic_clock::add_to_linker::<Data, WasiClocks>(l, |t| t.clocks())?;
+    // The monotonic clock's waits end by the running call's deadline (`Capped`).
+    clocks::monotonic_clock::add_to_linker::<Data, Capped>(l, |t| {
+        let deadline = t.timer.deadline_instant();
+        CappedView {
+            clocks: t.clocks(),
+            deadline,
+        }
+    })?;
     sync::filesystem::types::add_to_linker::<Data, WasiFilesystem>(l, |t| t.filesystem())?;
     filesystem::preopens::add_to_linker::<Data, WasiFilesystem>(l, |t| t.filesystem())?;
     random::random::add_to_linker::<Data, WasiRandom>(l, |t| t.ctx().ctx.random())?;
@@ -324,6 +331,75 @@ pub(crate) fn link(linker: &mut Linker<Data>) -> wasmtime::Result<()> {
     cli::terminal_stdout::add_to_linker::<Data, WasiCli>(l, |t| t.cli())?;
     cli::terminal_stderr::add_to_linker::<Data, WasiCli>(l, |t| t.cli())?;
     Ok(())
+}
+
+/// The monotonic clock of `wasi:clocks`, wasmtime-wasi's but for its waits: a
+/// pollable from `subscribe-duration` or `subscribe-instant` is ready by the running
+/// call's deadline at the latest (its timeout, or the chain's deadline in a runtime),
+/// so that a guest asking to sleep for an hour is back in its code, where the timeout
+/// stops it, when the call's time is up. Without a timeout, waits are as asked.
+struct Capped;
+
+impl HasData for Capped {
+    type Data<'a> = CappedView<'a>;
+}
+
+struct CappedView<'a> {
+    clocks: wasmtime_wasi::clocks::WasiClocksCtxView<'a>,
+    deadline: Option<std::time::Instant>,
+}
+
+impl CappedView<'_> {
+    /// A pollable ready after `duration`, or by the deadline if that comes first.
+    fn sleep(&mut self, duration: Duration) -> wasmtime::Result<Resource<DynPollable>> {
+        let wanted = tokio::time::Instant::now().checked_add(duration);
+        let cap = self.deadline.map(tokio::time::Instant::from_std);
+        let until = match (wanted, cap) {
+            (Some(wanted), Some(cap)) => Some(wanted.min(cap)),
+            (wanted, cap) => wanted.or(cap),
+        };
+        let sleep = self.clocks.table.push(Sleep(until))?;
+        subscribe(self.clocks.table, sleep)
+    }
+}
+
+impl clocks::monotonic_clock::Host for CappedView<'_> {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        clocks::monotonic_clock::Host::now(&mut self.clocks)
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<u64> {
+        clocks::monotonic_clock::Host::resolution(&mut self.clocks)
+    }
+
+    fn subscribe_instant(&mut self, when: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = clocks::monotonic_clock::Host::now(&mut self.clocks)?;
+        self.sleep(Duration::from_nanos(when.saturating_sub(now)))
+    }
+
+    fn subscribe_duration(&mut self, duration: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        self.sleep(Duration::from_nanos(duration))
+    }
+}
+
+/// A wait until an instant (`None`: a wait too long to represent, which only a
+/// deadline ends).
+struct Sleep(Option<tokio::time::Instant>);
+
+impl Pollable for Sleep {
+    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        let until = self.0;
+        Box::pin(async move {
+            match until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => std::future::pending().await,
+            }
+        })
+    }
 }
 
 /// A denied clock: the wall clock stays at the Unix epoch, the monotonic clock at 0.
