@@ -131,10 +131,14 @@ impl Wasi {
         if self.is_empty() {
             return Ok(imports);
         }
-        let mut policy = WasiPolicy::default().clocks(self.clocks).random(self.random);
+        let mut policy = WasiPolicy::default()
+            .clocks(self.clocks)
+            .random(self.random);
         for pair in &self.env {
             let Some((key, value)) = pair.split_once('=') else {
-                return Err(Failure::Usage(format!("--env takes KEY=VALUE, got `{pair}`")));
+                return Err(Failure::Usage(format!(
+                    "--env takes KEY=VALUE, got `{pair}`"
+                )));
             };
             policy = policy.env(key, value);
         }

@@ -412,27 +412,72 @@ fn wasi_is_granted_by_flags_only() {
 
     let out = membrane(&["call", file, "env", "\"HOME\"", "--wasi"]);
     assert_eq!(text(&out.stdout), "none\n", "{}", text(&out.stderr));
-    let out = membrane(&["call", file, "env", "\"GREETING\"", "--env", "GREETING=salut"]);
-    assert_eq!(text(&out.stdout), "some(\"salut\")\n", "{}", text(&out.stderr));
+    let out = membrane(&[
+        "call",
+        file,
+        "env",
+        "\"GREETING\"",
+        "--env",
+        "GREETING=salut",
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "some(\"salut\")\n",
+        "{}",
+        text(&out.stderr)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("note.txt"), "hello").unwrap();
     let mount = format!("{}::/data", dir.path().display());
-    let out = membrane(&["call", file, "read-file", "\"/data/note.txt\"", "--dir", &mount]);
-    assert_eq!(text(&out.stdout), "ok(\"hello\")\n", "{}", text(&out.stderr));
     let out = membrane(&[
-        "call", file, "write-file", "\"/data/new.txt\", \"x\"", "--dir", &mount,
+        "call",
+        file,
+        "read-file",
+        "\"/data/note.txt\"",
+        "--dir",
+        &mount,
     ]);
-    assert!(text(&out.stdout).starts_with("err("), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stdout),
+        "ok(\"hello\")\n",
+        "{}",
+        text(&out.stderr)
+    );
     let out = membrane(&[
-        "call", file, "write-file", "\"/data/new.txt\", \"x\"", "--dir-rw", &mount,
+        "call",
+        file,
+        "write-file",
+        "\"/data/new.txt\", \"x\"",
+        "--dir",
+        &mount,
+    ]);
+    assert!(
+        text(&out.stdout).starts_with("err("),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = membrane(&[
+        "call",
+        file,
+        "write-file",
+        "\"/data/new.txt\", \"x\"",
+        "--dir-rw",
+        &mount,
     ]);
     assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
-    assert_eq!(std::fs::read_to_string(dir.path().join("new.txt")).unwrap(), "x");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("new.txt")).unwrap(),
+        "x"
+    );
 
     let out = membrane(&["call", file, "print", "\"to stdout\"", "--wasi"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("to stdout"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("to stdout"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let args = ["call", file, "env", "\"HOME\"", "--env", "HOME"];
     check_failure(&args, &membrane(&args), 2, "--env takes KEY=VALUE");

@@ -908,18 +908,30 @@ mod in_a_runtime {
                 [Val::U32(3)]
             );
             let echoed = runtime
-                .call_wave("kitchen", &format!("{}({{x: -1, y: 2}})", types("echo-point")))
+                .call_wave(
+                    "kitchen",
+                    &format!("{}({{x: -1, y: 2}})", types("echo-point")),
+                )
                 .unwrap();
             assert_eq!(echoed, "{x: -1, y: 2}", "{policy:?}");
             // The core module beside it is called with payloads, and each kind refuses
             // the other's calls clearly.
             assert_eq!(runtime.call_raw("echo", "echo", b"hi").unwrap(), b"hi");
             let e = runtime.call_raw("kitchen", "add", b"hi").unwrap_err();
-            assert!(matches!(e.kind(), ErrorKind::InvalidArguments { .. }), "{e}");
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidArguments { .. }),
+                "{e}"
+            );
             let e = runtime.call_wave("echo", "echo(1)").unwrap_err();
-            assert!(matches!(e.kind(), ErrorKind::InvalidArguments { .. }), "{e}");
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidArguments { .. }),
+                "{e}"
+            );
             let e = runtime.call_wave("kitchen", "add(1)").unwrap_err();
-            assert!(matches!(e.kind(), ErrorKind::InvalidArguments { .. }), "{e}");
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidArguments { .. }),
+                "{e}"
+            );
             let e = runtime.call_wave("kitchen", "nope()").unwrap_err();
             assert!(matches!(e.kind(), ErrorKind::UnknownFunction { .. }), "{e}");
 
@@ -949,10 +961,13 @@ mod in_a_runtime {
         assert_eq!(runtime.call_wave("hostile", "fine()").unwrap(), "42");
         let e = runtime.call_wave("hostile", "boom(\"now\")").unwrap_err();
         assert!(e.is_trap(&TrapKind::Unreachable), "{e:?}");
-        assert_eq!(runtime.call_values("hostile", "fine", &[]).unwrap(), [Val::U32(42)]);
+        assert_eq!(
+            runtime.call_values("hostile", "fine", &[]).unwrap(),
+            [Val::U32(42)]
+        );
 
-        let spec = ModuleSpec::new(InstancePolicy::FreshPerCall)
-            .timeout(Some(Duration::from_millis(100)));
+        let spec =
+            ModuleSpec::new(InstancePolicy::FreshPerCall).timeout(Some(Duration::from_millis(100)));
         let runtime = runtime_with("hostile", "hostile-component", &engine, spec);
         let started = Instant::now();
         let e = runtime.call_wave("hostile", "spin()").unwrap_err();
