@@ -691,12 +691,6 @@ fn check_args(function: &str, ty: &wc::types::ComponentFunc, args: &[Val]) -> Re
 /// naming the parameter rather than a failed call); `Err` says where it differs.
 /// Flags may be listed in any order; resources are refused (not supported).
 fn fits(val: &Val, ty: &Type) -> std::result::Result<(), String> {
-    let all = |vals: &mut dyn Iterator<Item = (&Val, Type)>, what: &dyn Fn(usize) -> String| {
-        for (i, (val, ty)) in vals.enumerate() {
-            fits(val, &ty).map_err(|why| format!("{}: {why}", what(i)))?;
-        }
-        Ok(())
-    };
     let payload = |val: &Option<Box<Val>>, ty: Option<Type>, what: &str| match (val, ty) {
         (None, None) => Ok(()),
         (Some(val), Some(ty)) => fits(val, &ty).map_err(|why| format!("{what}: {why}")),
@@ -719,9 +713,10 @@ fn fits(val: &Val, ty: &Type) -> std::result::Result<(), String> {
         | (Val::String(_), Type::String) => Ok(()),
         (Val::List(vals), Type::List(list)) => {
             let element = list.ty();
-            all(&mut vals.iter().map(|v| (v, element.clone())), &|i| {
-                format!("element {i}")
-            })
+            for (i, val) in vals.iter().enumerate() {
+                fits(val, &element).map_err(|why| format!("element {i}: {why}"))?;
+            }
+            Ok(())
         }
         (Val::Tuple(vals), Type::Tuple(tuple)) => {
             if vals.len() != tuple.types().len() {
@@ -731,9 +726,10 @@ fn fits(val: &Val, ty: &Type) -> std::result::Result<(), String> {
                     vals.len()
                 ));
             }
-            all(&mut vals.iter().zip(tuple.types()), &|i| {
-                format!("element {i}")
-            })
+            for (i, (val, ty)) in vals.iter().zip(tuple.types()).enumerate() {
+                fits(val, &ty).map_err(|why| format!("element {i}: {why}"))?;
+            }
+            Ok(())
         }
         (Val::Record(fields), Type::Record(record)) => {
             if fields.len() != record.fields().len() {
