@@ -132,12 +132,12 @@ mod introspection {
             let params: Vec<String> = f
                 .params
                 .iter()
-                .map(|p| format!("{}: {}", p.name, text(&resolve, &p.ty)))
+                .map(|p| format!("{}: {}", p.name, text(resolve, &p.ty)))
                 .collect();
             let result = f
                 .result
                 .as_ref()
-                .map(|ty| format!(" -> {}", text(&resolve, ty)))
+                .map(|ty| format!(" -> {}", text(resolve, ty)))
                 .unwrap_or_default();
             format!("{name}: func({}){result}", params.join(", "))
         };
