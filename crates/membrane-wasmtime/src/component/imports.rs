@@ -201,15 +201,8 @@ impl ComponentImports {
                          full: Arc<str>|
               -> wasmtime::Result<()> {
             let f = f.clone();
-            linker.func_wrap(item, move |mut store: StoreContextMut<'_, Data>, params| {
-                let outcome = {
-                    let mut ctx = ComponentHostContext {
-                        instance: &store.data().state.name,
-                        function: &full,
-                    };
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut ctx, params)))
-                };
-                served(store.data_mut(), &full, outcome)
+            linker.func_wrap(item, move |store: StoreContextMut<'_, Data>, params| {
+                serve(store, &full, |ctx| f(ctx, params))
             })
         };
         self.insert(name, Arc::new(link))
@@ -238,20 +231,8 @@ impl ComponentImports {
             let f = f.clone();
             linker.func_new(
                 item,
-                move |mut store: StoreContextMut<'_, Data>,
-                      _ty,
-                      args: &[Val],
-                      results: &mut [Val]| {
-                    let outcome = {
-                        let mut ctx = ComponentHostContext {
-                            instance: &store.data().state.name,
-                            function: &full,
-                        };
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            f(&mut ctx, args, results)
-                        }))
-                    };
-                    served(store.data_mut(), &full, outcome)
+                move |store: StoreContextMut<'_, Data>, _ty, args: &[Val], results: &mut [Val]| {
+                    serve(store, &full, |ctx| f(ctx, args, results))
                 },
             )
         };
@@ -387,13 +368,22 @@ impl ComponentImports {
     }
 }
 
-/// What a host function's call comes to: its results, or a failure recorded as the
+/// Runs the host function `function` (`run`, given its context) for the instance of
+/// `store`: its results, or a failure (an error, a panic caught here) recorded as the
 /// store's fault (the call fails with it, and the instance is poisoned).
-fn served<R>(
-    data: &mut Data,
+fn serve<R>(
+    mut store: StoreContextMut<'_, Data>,
     function: &str,
-    outcome: std::thread::Result<std::result::Result<R, HostFnError>>,
+    run: impl FnOnce(&mut ComponentHostContext<'_>) -> std::result::Result<R, HostFnError>,
 ) -> wasmtime::Result<R> {
+    let outcome = {
+        let mut ctx = ComponentHostContext {
+            instance: &store.data().state.name,
+            function,
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut ctx)))
+    };
+    let data = store.data_mut();
     let e = match outcome {
         Ok(Ok(results)) => return Ok(results),
         Ok(Err(e)) => Error::host(format_args!("host function `{function}` failed: {e}")),

@@ -353,6 +353,15 @@ fn hostile_results_and_post_returns_fail_cleanly() {
     assert!(instance.is_poisoned());
 }
 
+/// `add(2, 3)` on a new instance of `component`.
+fn adds(component: &Component) -> String {
+    component
+        .instantiate()
+        .unwrap()
+        .call_wave("add(2, 3)")
+        .unwrap()
+}
+
 #[test]
 fn components_share_the_compiled_artifact_cache_in_memory_and_on_disk() {
     let dir = tempfile::tempdir().unwrap();
@@ -368,24 +377,14 @@ fn components_share_the_compiled_artifact_cache_in_memory_and_on_disk() {
         (1, 1, 1)
     );
     assert_eq!(stats.memory_entries, 1);
-    assert_eq!(
-        again.instantiate().unwrap().call_wave("add(2, 3)").unwrap(),
-        "5"
-    );
+    assert_eq!(adds(&again), "5");
 
     // Another engine (another process, as far as the cache knows) reads the file.
     let second = engine(config());
     let loaded = second.load_component(&wasm).unwrap();
     let stats = second.cache_stats();
     assert_eq!((stats.misses, stats.disk_hits), (0, 1));
-    assert_eq!(
-        loaded
-            .instantiate()
-            .unwrap()
-            .call_wave("add(2, 3)")
-            .unwrap(),
-        "5"
-    );
+    assert_eq!(adds(&loaded), "5");
 
     // A damaged file is refused before deserializing, recompiled and replaced.
     let files: Vec<_> = std::fs::read_dir(dir.path())
@@ -405,14 +404,7 @@ fn components_share_the_compiled_artifact_cache_in_memory_and_on_disk() {
         (stats.disk_rejects, stats.misses, stats.disk_writes),
         (1, 1, 1)
     );
-    assert_eq!(
-        loaded
-            .instantiate()
-            .unwrap()
-            .call_wave("add(2, 3)")
-            .unwrap(),
-        "5"
-    );
+    assert_eq!(adds(&loaded), "5");
 }
 
 #[test]
